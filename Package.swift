@@ -1,0 +1,82 @@
+// swift-tools-version:6.0
+// quantum: an end-to-end encrypted, WAN-oriented software-defined network.
+// One target per layer (DESIGN.md §2); dependencies point from the executable down to Core.
+import PackageDescription
+
+let package = Package(
+    name: "quantum",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "quantum", targets: ["quantum"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    ],
+    targets: [
+        // Core: value types, address allocation, packet header views. No I/O.
+        .target(name: "QuantumCore"),
+
+        // Crypto: identity keys, Noise IK handshake, in-place AEAD, replay window. No I/O.
+        .target(
+            name: "CQuantumCrypto",
+            linkerSettings: [.linkedLibrary("crypto")]
+        ),
+        .target(
+            name: "QuantumCrypto",
+            dependencies: [
+                "QuantumCore", "CQuantumCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        // Datastore: the Datastore protocol, etcd v3 client (JSON gateway), registry and cache.
+        .target(
+            name: "QuantumDatastore",
+            dependencies: [
+                "QuantumCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+
+        // Device / Transport: TUN queues, UDP sockets (batched), interface addresses and routes.
+        .target(name: "CQuantumLinux", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "QuantumDevice", dependencies: ["QuantumCore", "CQuantumLinux"]),
+
+        // Node: peer table, router, pipelines, handshake driver, timers, counters.
+        .target(
+            name: "QuantumNode",
+            dependencies: [
+                "QuantumCore", "QuantumCrypto", "QuantumDevice", "QuantumDatastore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The command: options, configuration hierarchy, identity files, lifecycle.
+        .target(
+            name: "QuantumCommand",
+            dependencies: [
+                "QuantumCore", "QuantumCrypto", "QuantumDevice", "QuantumDatastore", "QuantumNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(name: "quantum", dependencies: ["QuantumCommand"]),
+
+        .testTarget(name: "QuantumCoreTests", dependencies: ["QuantumCore"]),
+        .testTarget(name: "QuantumCryptoTests", dependencies: ["QuantumCrypto", "QuantumCore"]),
+        .testTarget(name: "QuantumDatastoreTests", dependencies: ["QuantumDatastore", "QuantumCore"]),
+        .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice"]),
+        .testTarget(name: "QuantumCommandTests", dependencies: ["QuantumCommand", "QuantumCore"]),
+    ]
+)

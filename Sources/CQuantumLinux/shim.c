@@ -1,0 +1,1 @@
+int quantum_linux_placeholder(void) { return 0; }
