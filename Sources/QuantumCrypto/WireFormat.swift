@@ -1,0 +1,124 @@
+// The quantum wire protocol (DESIGN.md §5), shaped after the WireGuard paper.
+// All multi-byte integers in headers (indices, counters) are LITTLE-ENDIAN.
+// Byte offsets are given as [start, end).
+//
+// Handshake initiation, type 1, 148 bytes (Noise IK message 1 at [8, 116)):
+//   [0]        type = 1
+//   [1, 4)     reserved, zero
+//   [4, 8)     sender index (u32)
+//   [8, 40)    initiator's ephemeral public key
+//   [40, 88)   initiator's static public key, encrypted (32 + 16 tag)
+//   [88, 116)  TAI64N timestamp, encrypted (12 + 16 tag)
+//   [116, 132) mac1
+//   [132, 148) mac2
+//
+// Handshake response, type 2, 92 bytes (Noise IK message 2 at [12, 60)):
+//   [0]        type = 2
+//   [1, 4)     reserved, zero
+//   [4, 8)     sender index (u32)
+//   [8, 12)    receiver index (u32) = the initiation's sender index
+//   [12, 44)   responder's ephemeral public key
+//   [44, 60)   empty payload, encrypted (16-byte tag only)
+//   [60, 76)   mac1
+//   [76, 92)   mac2
+//
+// Cookie reply, type 3: reserved for load shedding; not implemented yet.
+//
+// Transport data, type 4, 32 bytes + payload:
+//   [0]        type = 4
+//   [1]        flags (plugin flags, e.g. "compressed"; 0 for now)
+//   [2, 4)     reserved, zero
+//   [4, 8)     receiver index (u32)
+//   [8, 16)    counter (u64), also the AES-GCM nonce counter
+//   [16, n-16) payload, encrypted in place
+//   [n-16, n)  AES-GCM tag
+// The 16 header bytes are the AES-GCM additional data.
+//
+// The Noise prologue is the ASCII text "quantum/1".
+// mac1 = HMAC-SHA256(key: SHA256("mac1----" || receiver's static public key),
+//                    all bytes before mac1), truncated to 16 bytes.
+// mac2 is sent as zeros and ignored: it will carry the cookie once cookie replies
+// (load shedding under handshake floods) are implemented in a later issue.
+
+/// Sizes and fixed values of the quantum wire protocol (layout at the top of WireFormat.swift).
+public enum WireFormat {
+    /// The Noise prologue, binding handshakes to this protocol version.
+    public static let prologue = Array("quantum/1".utf8)
+    /// Label hashed with the receiver's static key to derive the mac1 key.
+    public static let mac1Label = Array("mac1----".utf8)
+
+    /// Size of a handshake initiation.
+    public static let initiationSize = 148
+    /// Size of a handshake response.
+    public static let responseSize = 92
+    /// Size of mac1 and of mac2.
+    public static let macSize = 16
+    /// Size of the transport header (the AES-GCM additional data).
+    public static let transportHeaderSize = 16
+    /// Size of the AES-GCM tag after a transport payload.
+    public static let tagSize = AESGCMContext.tagSize
+    /// Bytes a transport message adds to its payload: header and tag.
+    public static let transportOverhead = transportHeaderSize + tagSize
+    /// Smallest valid transport message: header and tag around an empty payload (a keepalive).
+    public static let minimumTransportSize = transportOverhead
+
+    /// Offset of the sender index in handshake messages.
+    static let senderIndexOffset = 4
+    /// Offset of the receiver index in responses.
+    static let responseReceiverIndexOffset = 8
+    /// Where the Noise message starts in an initiation.
+    static let initiationNoiseOffset = 8
+    /// Where the Noise message starts in a response.
+    static let responseNoiseOffset = 12
+    /// Offset of mac1 in an initiation (everything before it is covered by mac1).
+    static let initiationMAC1Offset = initiationSize - 2 * macSize
+    /// Offset of mac1 in a response.
+    static let responseMAC1Offset = responseSize - 2 * macSize
+    /// Offset of the flags byte in a transport header.
+    static let transportFlagsOffset = 1
+    /// Offset of the receiver index in a transport header.
+    static let transportReceiverIndexOffset = 4
+    /// Offset of the counter in a transport header.
+    static let transportCounterOffset = 8
+}
+
+/// The first byte of every message.
+public enum MessageType: UInt8, Sendable {
+    case initiation = 1
+    case response = 2
+    case cookieReply = 3
+    case transport = 4
+
+    /// The type of `message`, or nil if it is empty or the type byte is unknown.
+    public init?(of message: UnsafeRawBufferPointer) {
+        guard let first = message.first else { return nil }
+        self.init(rawValue: first)
+    }
+}
+
+/// Reads fields of a transport message without decrypting it (for routing a
+/// received packet to its session). All functions return nil if the message is
+/// shorter than `WireFormat.minimumTransportSize` or is not of type transport.
+public enum TransportHeader {
+    /// The receiver index: the local index of the session that must open the message.
+    public static func receiverIndex(_ message: UnsafeRawBufferPointer) -> UInt32? {
+        guard isTransport(message) else { return nil }
+        return UInt32(littleEndian: message.loadUnaligned(fromByteOffset: WireFormat.transportReceiverIndexOffset, as: UInt32.self))
+    }
+
+    /// The message counter (the AES-GCM nonce counter).
+    public static func counter(_ message: UnsafeRawBufferPointer) -> UInt64? {
+        guard isTransport(message) else { return nil }
+        return UInt64(littleEndian: message.loadUnaligned(fromByteOffset: WireFormat.transportCounterOffset, as: UInt64.self))
+    }
+
+    /// The plugin flags byte. Only trust it after the message was opened successfully.
+    public static func flags(_ message: UnsafeRawBufferPointer) -> UInt8? {
+        guard isTransport(message) else { return nil }
+        return message[WireFormat.transportFlagsOffset]
+    }
+
+    private static func isTransport(_ message: UnsafeRawBufferPointer) -> Bool {
+        message.count >= WireFormat.minimumTransportSize && message[0] == MessageType.transport.rawValue
+    }
+}
