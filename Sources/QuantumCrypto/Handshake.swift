@@ -199,7 +199,7 @@ public final class Handshaker: Sendable {
     }
 
     /// The mac1 key of messages addressed to the holder of `publicKey`.
-    private static func mac1Key(for publicKey: [UInt8]) -> SymmetricKey {
+    static func mac1Key(for publicKey: [UInt8]) -> SymmetricKey {
         SymmetricKey(data: Array(SHA256.hash(data: WireFormat.mac1Label + publicKey)))
     }
 
@@ -207,7 +207,8 @@ public final class Handshaker: Sendable {
         Array(HMAC<SHA256>.authenticationCode(for: covered, using: key).prefix(WireFormat.macSize))
     }
 
-    private static func writeMAC1(in message: inout [UInt8], at offset: Int, key: SymmetricKey) {
+    /// Computes mac1 over the bytes before `offset` and stores it at `offset`.
+    static func writeMAC1(in message: inout [UInt8], at offset: Int, key: SymmetricKey) {
         let mac = message.withUnsafeBytes { mac1(UnsafeRawBufferPointer(rebasing: $0[0..<offset]), key: key) }
         message.replaceSubrange(offset..<(offset + WireFormat.macSize), with: mac)
     }
