@@ -84,9 +84,13 @@ public enum WireFormat {
 
 /// The first byte of every message.
 public enum MessageType: UInt8, Sendable {
+    /// Handshake initiation (148 bytes).
     case initiation = 1
+    /// Handshake response (92 bytes).
     case response = 2
+    /// Cookie reply for load shedding (not implemented yet).
     case cookieReply = 3
+    /// Transport data: header, encrypted payload, tag.
     case transport = 4
 
     /// The type of `message`, or nil if it is empty or the type byte is unknown.
