@@ -126,3 +126,13 @@ public enum TransportHeader {
         message.count >= WireFormat.minimumTransportSize && message[0] == MessageType.transport.rawValue
     }
 }
+
+/// Reads the routing field of a handshake response before any cryptography, so the
+/// receiver can find the initiation it answers.
+public enum HandshakeResponse {
+    /// The receiver index (the initiator's sender index), or nil if `message` is not a response.
+    public static func receiverIndex(_ message: UnsafeRawBufferPointer) -> UInt32? {
+        guard message.count == WireFormat.responseSize, message[0] == MessageType.response.rawValue else { return nil }
+        return UInt32(littleEndian: message.loadUnaligned(fromByteOffset: WireFormat.responseReceiverIndexOffset, as: UInt32.self))
+    }
+}

@@ -1,1 +1,0 @@
-int quantum_linux_placeholder(void) { return 0; }

@@ -1,0 +1,82 @@
+import QuantumCore
+import QuantumCrypto
+import QuantumDevice
+import Synchronization
+
+/// Per-peer flags and timestamps shared between the workers and the control thread.
+///
+/// Workers only set flags (with a compare-and-exchange, so a burst of packets
+/// signals the control thread once) and store timestamps; the control thread
+/// clears flags when it has acted.
+public final class PeerSignals: Sendable {
+    /// Set when a worker needs a (new) session with this peer.
+    let handshakeWanted = Atomic<Bool>(false)
+    /// Set when a worker saw an authenticated packet from an address other than the known endpoint.
+    let roamPending = Atomic<Bool>(false)
+    /// Set when a worker opened a packet with the peer's not-yet-confirmed session.
+    let confirmPending = Atomic<Bool>(false)
+    /// Monotonic time of the last data packet sent to / received from the peer.
+    let lastSent = Atomic<UInt64>(0)
+    let lastReceived = Atomic<UInt64>(0)
+
+    init() {}
+
+    /// Atomically sets `flag`; true if this call changed it (the caller should notify).
+    @inline(__always)
+    static func raise(_ flag: borrowing Atomic<Bool>) -> Bool {
+        flag.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+    }
+}
+
+/// An immutable snapshot of everything the data path looks up, rebuilt by the
+/// control thread whenever a mapping, session or endpoint changes, and swapped in
+/// whole: workers never wait for it and never see half an update.
+public final class ForwardingTable: Sendable {
+    /// Where packets for one private address go.
+    struct Route: Sendable {
+        let privateIP: IPv4Address
+        let endpoint: UDPEndpoint?
+        /// The session to seal with; nil until a handshake completed.
+        let session: Session?
+        let signals: PeerSignals
+    }
+
+    /// What a received receiver index means.
+    struct Inbound: Sendable {
+        let session: Session
+        let privateIP: IPv4Address
+        let endpoint: UDPEndpoint?
+        let signals: PeerSignals
+        /// False for a responder's session the initiator has not yet used.
+        let confirmed: Bool
+    }
+
+    let routes: [IPv4Address: Route]
+    let inbound: [UInt32: Inbound]
+
+    init(routes: [IPv4Address: Route], inbound: [UInt32: Inbound]) {
+        self.routes = routes
+        self.inbound = inbound
+    }
+
+    static let empty = ForwardingTable(routes: [:], inbound: [:])
+}
+
+/// Holds the current `ForwardingTable`. Workers compare the generation (one
+/// relaxed atomic load per batch) and take the lock only after a change.
+final class ForwardingTableHolder: Sendable {
+    private let current = Mutex<ForwardingTable>(.empty)
+    let generation = Atomic<UInt64>(0)
+
+    /// Publishes a new table (control thread).
+    func publish(_ table: ForwardingTable) {
+        current.withLock { $0 = table }
+        generation.add(1, ordering: .releasing)
+    }
+
+    /// The current table and its generation.
+    func load() -> (ForwardingTable, UInt64) {
+        let generation = generation.load(ordering: .acquiring)
+        return (current.withLock { $0 }, generation)
+    }
+}

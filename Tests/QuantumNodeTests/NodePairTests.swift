@@ -1,0 +1,154 @@
+import Glibc
+import Logging
+import QuantumCore
+import QuantumCrypto
+import QuantumDevice
+import XCTest
+
+@testable import QuantumNode
+
+/// Two engines in one process: TUN queues are socketpairs, the underlay is real UDP on loopback.
+final class NodePairTests: XCTestCase {
+    /// One side of the pair: the engine plus the "kernel" end of its TUN queue.
+    struct Side {
+        let node: Node
+        let kernel: PacketQueue
+        let mapping: Mapping
+        let keyPair: StaticKeyPair
+    }
+
+    private var started: [Node] = []
+    private var descriptors: [PacketQueue] = []
+
+    override func tearDown() {
+        started.forEach { $0.stop() }
+        descriptors.forEach { $0.close() }
+        super.tearDown()
+    }
+
+    private func makeSide(_ address: String, keyPair: StaticKeyPair = .generate()) throws -> Side {
+        let (engineEnd, kernelEnd) = try PacketQueue.pair()
+        descriptors += [engineEnd, kernelEnd]
+        let socket = try UDPSocket(family: .ipv4, bindAddress: "127.0.0.1", port: 0)
+        descriptors.append(PacketQueue(fileDescriptor: socket.fileDescriptor))
+        let privateIP = IPv4Address(address)!
+        var logger = Logger(label: "test-\(address)")
+        logger.logLevel = .warning
+        let node = try Node(settings: .init(privateIP: privateIP, mtu: 1420, useIPv4: true, useIPv6: false),
+                            keyPair: keyPair, queues: [engineEnd], sockets: [socket], logger: logger)
+        let mapping = Mapping(machineID: String(repeating: "ab", count: 16), privateIP: privateIP,
+                              ipv4: IPv4Address("127.0.0.1"), ipv6: nil, port: socket.localPort,
+                              publicKey: keyPair.publicKey)
+        started.append(node)
+        node.start()
+        return Side(node: node, kernel: kernelEnd, mapping: mapping, keyPair: keyPair)
+    }
+
+    private func connect(_ sides: [Side]) {
+        let mappings = Dictionary(uniqueKeysWithValues: sides.map { ($0.mapping.privateIP, $0.mapping) })
+        sides.forEach { $0.node.updateMappings(mappings) }
+    }
+
+    /// A minimal IPv4 packet (header checksums are not the engine's business).
+    private func packet(from source: String, to destination: String, payload: [UInt8]) -> [UInt8] {
+        let total = 20 + payload.count
+        var bytes: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, 17, 0, 0]
+        for address in [IPv4Address(source)!, IPv4Address(destination)!] {
+            bytes += [UInt8(address.value >> 24), UInt8(address.value >> 16 & 0xff),
+                      UInt8(address.value >> 8 & 0xff), UInt8(address.value & 0xff)]
+        }
+        return bytes + payload
+    }
+
+    private func send(_ bytes: [UInt8], into side: Side) {
+        bytes.withUnsafeBytes { _ = side.kernel.write($0.baseAddress!, length: $0.count) }
+    }
+
+    /// Waits up to `seconds` for a packet to come out of `side`'s TUN queue.
+    private func receive(from side: Side, seconds: Double = 3) -> [UInt8]? {
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while Date() < deadline {
+            let count = buffer.withUnsafeMutableBytes { side.kernel.read(into: $0.baseAddress!, capacity: $0.count) }
+            if count > 0 { return Array(buffer[0..<count]) }
+            usleep(5_000)
+        }
+        return nil
+    }
+
+    /// Sends `bytes` repeatedly (the first packets start the handshake and are dropped) until one arrives.
+    private func deliver(_ bytes: [UInt8], from a: Side, to b: Side) -> [UInt8]? {
+        for _ in 0..<30 {
+            send(bytes, into: a)
+            if let received = receive(from: b, seconds: 0.3) { return received }
+        }
+        return nil
+    }
+
+    func testPacketsCrossBothWaysAfterHandshake() throws {
+        let a = try makeSide("10.99.4.1")
+        let b = try makeSide("10.99.4.2")
+        connect([a, b])
+        let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("hello b".utf8))
+        XCTAssertEqual(deliver(forth, from: a, to: b), forth)
+        let back = packet(from: "10.99.4.2", to: "10.99.4.1", payload: Array("hello a".utf8))
+        XCTAssertEqual(deliver(back, from: b, to: a), back)
+        XCTAssertGreaterThanOrEqual(a.node.counters()["handshakes_completed"] ?? 0, 1)
+        XCTAssertGreaterThanOrEqual(b.node.counters()["rx_packets"] ?? 0, 1)
+    }
+
+    func testUnknownDestinationIsDroppedAndCounted() throws {
+        let a = try makeSide("10.99.4.1")
+        let b = try makeSide("10.99.4.2")
+        connect([a, b])
+        send(packet(from: "10.99.4.1", to: "10.99.9.9", payload: [1, 2, 3]), into: a)
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline, a.node.counters()["drop_no_route"] == 0 { usleep(10_000) }
+        XCTAssertEqual(a.node.counters()["drop_no_route"], 1)
+    }
+
+    func testInnerSourceOfAnotherNodeIsDroppedAsSpoofed() throws {
+        let a = try makeSide("10.99.4.1")
+        let b = try makeSide("10.99.4.2")
+        let c = try makeSide("10.99.4.3")
+        connect([a, b, c])
+        // Establish a session a→b first.
+        let honest = packet(from: "10.99.4.1", to: "10.99.4.2", payload: [7])
+        XCTAssertEqual(deliver(honest, from: a, to: b), honest)
+        // a claims to be c: b must refuse to deliver it.
+        send(packet(from: "10.99.4.3", to: "10.99.4.2", payload: [6, 6, 6]), into: a)
+        XCTAssertNil(receive(from: b, seconds: 1))
+        XCTAssertEqual(b.node.counters()["drop_spoofed"], 1)
+    }
+
+    func testMappingAddedLaterBecomesReachableAndRemovedOneIsNot() throws {
+        let a = try makeSide("10.99.4.1")
+        let b = try makeSide("10.99.4.2")
+        connect([a])
+        connect([b])
+        let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: [1])
+        send(forth, into: a)
+        XCTAssertNil(receive(from: b, seconds: 0.5))
+        connect([a, b])
+        XCTAssertEqual(deliver(forth, from: a, to: b), forth)
+        connect([a])
+        usleep(300_000)
+        send(forth, into: a)
+        XCTAssertNil(receive(from: b, seconds: 0.5))
+    }
+
+    func testPeerWithWrongKeyInMappingGetsNoSession() throws {
+        let a = try makeSide("10.99.4.1")
+        let b = try makeSide("10.99.4.2")
+        // a believes b has some other key: b cannot answer for it.
+        var wrong = b.mapping
+        wrong.publicKey = StaticKeyPair.generate().publicKey
+        let forA = [a.mapping.privateIP: a.mapping, b.mapping.privateIP: wrong]
+        a.node.updateMappings(forA)
+        connect([b, a])
+        a.node.updateMappings(forA)
+        let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: [1])
+        XCTAssertNil(deliver(forth, from: a, to: b))
+        XCTAssertEqual(b.node.counters()["rx_packets"], 0)
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class QuantumNodeTestsPlaceholder: XCTestCase { func testNothing() {} }
