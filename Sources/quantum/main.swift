@@ -1,1 +1,3 @@
-print("quantum")
+import QuantumCommand
+
+await QuantumCommandLine.main()
