@@ -39,7 +39,7 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
         let machineID: String
         if let text = try readText(machineIDPath) {
             guard let parsed = parseMachineID(text) else {
-                throw Failure(description: "\(machineIDPath) is corrupt: expected 32 lowercase hex digits and a newline; "
+                throw Failure(description: "\(machineIDPath) is corrupt: expected 32 lowercase hex digits; "
                     + "restore it from a backup or remove it to take a new identity")
             }
             machineID = parsed
@@ -52,7 +52,7 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
         let privateKey: [UInt8]
         if let text = try readText(keyPath) {
             guard let parsed = parsePrivateKey(text) else {
-                throw Failure(description: "\(keyPath) is corrupt: expected the base64 text of a 32-byte key and a newline; "
+                throw Failure(description: "\(keyPath) is corrupt: expected the base64 text of a 32-byte key; "
                     + "restore it from a backup or remove it to take a new key")
             }
             try tightenFile(keyPath)
@@ -69,8 +69,8 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
     public static func lastPrivateIP(dataDir: String) throws(Failure) -> IPv4Address? {
         let filePath = path(dataDir, privateIPFile)
         guard let text = try readText(filePath) else { return nil }
-        guard text.hasSuffix("\n"), let address = IPv4Address(text.dropLast()) else {
-            throw Failure(description: "\(filePath) is corrupt: expected an IPv4 address and a newline")
+        guard let address = IPv4Address(withoutFinalNewline(text)) else {
+            throw Failure(description: "\(filePath) is corrupt: expected an IPv4 address")
         }
         return address
     }
@@ -82,18 +82,22 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
     }
 
     static func parseMachineID(_ text: String) -> String? {
-        guard text.hasSuffix("\n") else { return nil }
-        let digits = text.dropLast()
+        let digits = withoutFinalNewline(text)
         guard digits.utf8.count == 32, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         else { return nil }
         return String(digits)
     }
 
     static func parsePrivateKey(_ text: String) -> [UInt8]? {
-        guard text.hasSuffix("\n"), let data = Data(base64Encoded: String(text.dropLast())), data.count == 32 else {
+        guard let data = Data(base64Encoded: String(withoutFinalNewline(text))), data.count == 32 else {
             return nil
         }
         return [UInt8](data)
+    }
+
+    /// The text without one final newline, which the files are written with and editors add.
+    private static func withoutFinalNewline(_ text: String) -> Substring {
+        text.hasSuffix("\n") ? text.dropLast() : Substring(text)
     }
 
     private static func newMachineID() -> String {
