@@ -108,7 +108,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
 
     /// Resolves the configuration, starts logging and runs the daemon. A configuration error
     /// prints one line and exits 64 (EX_USAGE); any other start-up error prints one line and exits 1.
-    public func run() async throws {
+    public mutating func run() async throws {
         let configuration: Configuration
         do {
             configuration = try Configuration.resolve(

@@ -1,3 +1,9 @@
 import QuantumCommand
 
-await QuantumCommandLine.main()
+// Called from an async function: in top-level code the type checker picks the synchronous
+// `ParsableCommand.main()`, which refuses to run an asynchronous command.
+func start() async {
+    await QuantumCommandLine.main()
+}
+
+await start()
