@@ -195,3 +195,24 @@ private struct Sources {
         return resolved
     }
 }
+
+extension Configuration: CustomStringConvertible {
+    /// Every setting as `name=value`, for start-up logs; the datastore password is never shown.
+    public var description: String {
+        let settings: [(String, String?)] = [
+            ("device-name", deviceName), ("workers", "\(workers)"), ("private-ip", privateIP?.description),
+            ("listen-ip", listenIP), ("listen-port", "\(listenPort)"), ("public-v4", publicV4?.description),
+            ("public-v6", publicV6?.description), ("disable-v4", "\(disableV4)"), ("disable-v6", "\(disableV6)"),
+            ("data-dir", dataDir), ("datastore-endpoints", datastoreEndpoints.joined(separator: ",")),
+            ("datastore-prefix", datastorePrefix), ("datastore-sync-interval", "\(datastoreSyncInterval)"),
+            ("datastore-username", datastoreUsername), ("datastore-password", datastorePassword.map { _ in "<redacted>" }),
+            ("datastore-tls-ca-cert", datastoreTLSCACert), ("datastore-tls-cert", datastoreTLSCert),
+            ("datastore-tls-key", datastoreTLSKey), ("datastore-tls-skip-verify", "\(datastoreTLSSkipVerify)"),
+            ("network", "\(network.network)"), ("network-static-range", "\(network.staticRange)"),
+            ("network-floating-range", "\(network.floatingRange)"),
+            ("network-lease-time", DurationText.format(seconds: network.leaseTimeSeconds)),
+            ("mtu", "\(mtu)"), ("log-level", logLevel.rawValue),
+        ]
+        return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
+    }
+}

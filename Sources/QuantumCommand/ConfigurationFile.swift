@@ -81,7 +81,7 @@ enum ConfigurationFile {
     private static func jsonEntries(_ data: Data, path: String) throws(ConfigurationError) -> [(String, Value)] {
         let root: JSONValue
         do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            throw .unreadableFile(path: path, problem: "invalid JSON: \(jsonProblem(error))")
+            throw .unreadableFile(path: path, problem: "invalid JSON: \(jsonProblem(data, error))")
         }
         guard case .object(let members) = root else {
             throw .unreadableFile(path: path, problem: "expected a JSON object of option names to values")
@@ -161,13 +161,17 @@ enum ConfigurationFile {
         }
     }
 
-    private static func jsonProblem(_ error: any Error) -> String {
-        guard case DecodingError.dataCorrupted(let context) = error else { return oneLine(error) }
-        if let underlying = context.underlyingError {
-            let detail = (underlying as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-            return oneLine(detail ?? "\(underlying)")
+    /// Where the JSON goes wrong. JSONDecoder says only that the data is not valid JSON;
+    /// JSONSerialization says at which character.
+    private static func jsonProblem(_ data: Data, _ error: any Error) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            if let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String {
+                return oneLine(detail)
+            }
         }
-        return oneLine(context.debugDescription)
+        return oneLine(error)
     }
 
     /// An error's text with line breaks folded, for a one-line message.

@@ -5,6 +5,6 @@ import Logging
 public enum Daemon {
     /// Starts the daemon.
     public static func run(configuration: Configuration, logger: Logger) async throws {
-        logger.info("quantum \(QuantumVersion.string) configured; the daemon wiring is not part of this build")
+        logger.info("quantum \(QuantumVersion.string) configured: \(configuration)")
     }
 }

@@ -68,7 +68,7 @@ final class ConfigurationFileTests: XCTestCase {
         assertRejected(cli: ["conf-file": "/bad.yml"], files: ["/bad.yml": "listen-port: [1\n"],
                        mentions: ["/bad.yml", "invalid YAML", "line"])
         assertRejected(cli: ["conf-file": "/bad.json"], files: ["/bad.json": "{\"mtu\": }"],
-                       mentions: ["/bad.json", "invalid JSON"])
+                       mentions: ["/bad.json", "invalid JSON", "character 8"])
         assertRejected(cli: ["conf-file": "/list.json"], files: ["/list.json": "[1, 2]"],
                        mentions: ["/list.json", "expected a JSON object"])
         assertRejected(cli: ["conf-file": "/list.yml"], files: ["/list.yml": "- mtu\n"],

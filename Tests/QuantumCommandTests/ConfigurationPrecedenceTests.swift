@@ -125,3 +125,13 @@ final class ConfigurationPrecedenceTests: XCTestCase {
         XCTAssertEqual(try resolve(cli: ["private-ip": "10.99.0.20"]).privateIP, IPv4Address("10.99.0.20"))
     }
 }
+
+final class ConfigurationDescriptionTests: XCTestCase {
+    func testDescriptionHidesThePassword() throws {
+        let text = try resolve(env: ["QUANTUM_DATASTORE_PASSWORD": "hunter2", "QUANTUM_LISTEN_PORT": "1234"]).description
+        XCTAssertFalse(text.contains("hunter2"))
+        XCTAssertTrue(text.contains("datastore-password=<redacted>"))
+        XCTAssertTrue(text.contains("listen-port=1234"))
+        XCTAssertTrue(text.contains("network-lease-time=48h"))
+    }
+}
