@@ -8,6 +8,7 @@ import Logging
 /// Every option is declared here as an optional string or a flag, so that "not given" stays
 /// distinguishable from a value; names, help and parsing all come from ``OptionTable``.
 public struct QuantumCommandLine: AsyncParsableCommand {
+    /// Name, help text and `--version` output of the command.
     public static let configuration = CommandConfiguration(
         commandName: "quantum",
         abstract: "End-to-end encrypted mesh VPN daemon.",
