@@ -1,0 +1,218 @@
+import Foundation
+import Logging
+import QuantumCore
+
+/// The daemon's settings after every source has been read and validated (DESIGN.md §6).
+///
+/// Precedence, highest first: command line, environment (`QUANTUM_*`), `--conf-file`,
+/// built-in defaults. Every value, whatever its source, goes through the same parser in
+/// ``OptionTable``.
+public struct Configuration: Sendable, Equatable {
+    /// TUN device name; `%d` lets the kernel pick the number.
+    public var deviceName: String
+    /// Packet worker threads, resolved: never 0.
+    public var workers: Int
+    /// The private address to claim; `nil` to lease one from the dynamic range.
+    public var privateIP: IPv4Address?
+    /// The address to bind the UDP socket to, canonical text; `nil` for all addresses.
+    public var listenIP: String?
+    /// The UDP port.
+    public var listenPort: UInt16
+    /// The public IPv4 address to advertise, if given.
+    public var publicV4: IPv4Address?
+    /// The public IPv6 address to advertise, if given.
+    public var publicV6: IPv6Address?
+    /// Do not use IPv4 to reach peers.
+    public var disableV4: Bool
+    /// Do not use IPv6 to reach peers.
+    public var disableV6: Bool
+    /// Directory for the identity files.
+    public var dataDir: String
+    /// etcd endpoints, `host:port` or URLs.
+    public var datastoreEndpoints: [String]
+    /// etcd key prefix, `/quantum`.
+    public var datastorePrefix: String
+    /// Time between full resyncs of the datastore cache.
+    public var datastoreSyncInterval: Duration
+    /// etcd user name.
+    public var datastoreUsername: String?
+    /// etcd password.
+    public var datastorePassword: String?
+    /// PEM file of the CA for the etcd server certificate.
+    public var datastoreTLSCACert: String?
+    /// PEM client certificate for etcd.
+    public var datastoreTLSCert: String?
+    /// PEM key of the client certificate.
+    public var datastoreTLSKey: String?
+    /// Do not verify the etcd server certificate.
+    public var datastoreTLSSkipVerify: Bool
+    /// The network definition this node proposes (the datastore's copy wins if one exists).
+    public var network: NetworkConfig
+    /// TUN MTU in bytes.
+    public var mtu: Int
+    /// Log level.
+    public var logLevel: Logger.Level
+
+    /// Resolves the configuration from its sources without touching the process.
+    ///
+    /// - Parameters:
+    ///   - commandLine: values given on the command line, keyed by long option name
+    ///     (`listen-port`); a flag that was given has the value `true`.
+    ///   - environment: the process environment; only `QUANTUM_*` variables are read.
+    ///   - fileReader: reads the `--conf-file`.
+    ///   - coreCount: CPU cores, for `--workers 0`.
+    public static func resolve(
+        commandLine: [String: String],
+        environment: [String: String],
+        fileReader: (String) throws -> Data = Configuration.readFile,
+        coreCount: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws(ConfigurationError) -> Configuration {
+        var sources = Sources(commandLine: commandLine, environment: environment, file: [:], filePath: nil)
+        if let (path, _) = try sources.value(OptionTable.confFile) {
+            sources.file = try ConfigurationFile.load(path: path, reader: fileReader)
+            sources.filePath = path
+        }
+
+        let workers = try sources.required(OptionTable.workers).value
+        let disableV4 = try sources.required(OptionTable.disableV4)
+        let disableV6 = try sources.required(OptionTable.disableV6)
+        if disableV4.value, disableV6.value {
+            throw .conflict("--disable-v4 (\(disableV4.origin)) and --disable-v6 (\(disableV6.origin)) cannot both be set: "
+                + "peers must be reachable over IPv4 or IPv6")
+        }
+        let publicV4 = try sources.value(OptionTable.publicV4)
+        let publicV6 = try sources.value(OptionTable.publicV6)
+        if let publicV4, disableV4.value {
+            throw .conflict("--public-v4 \(publicV4.value) (\(publicV4.origin)) conflicts with --disable-v4 (\(disableV4.origin))")
+        }
+        if let publicV6, disableV6.value {
+            throw .conflict("--public-v6 \(publicV6.value) (\(publicV6.origin)) conflicts with --disable-v6 (\(disableV6.origin))")
+        }
+
+        let tlsCert = try sources.value(OptionTable.datastoreTLSCert)
+        let tlsKey = try sources.value(OptionTable.datastoreTLSKey)
+        if let tlsCert, tlsKey == nil {
+            throw .conflict("--datastore-tls-cert \(tlsCert.value) (\(tlsCert.origin)) is set without --datastore-tls-key: "
+                + "a client certificate needs its private key")
+        }
+        if let tlsKey, tlsCert == nil {
+            throw .conflict("--datastore-tls-key \(tlsKey.value) (\(tlsKey.origin)) is set without --datastore-tls-cert: "
+                + "a client key needs its certificate")
+        }
+
+        let network = try resolveNetwork(sources)
+        let privateIP = try sources.value(OptionTable.privateIP)
+        if let privateIP, !network.isStaticCandidate(privateIP.value) {
+            throw .invalidValue(
+                option: OptionTable.privateIP.spec.name, value: "\(privateIP.value)", origin: privateIP.origin,
+                expected: "an address inside --network \(network.network), not its first or last address "
+                    + "and not in --network-floating-range \(network.floatingRange)")
+        }
+
+        return Configuration(
+            deviceName: try sources.required(OptionTable.deviceName).value,
+            workers: workers == 0 ? min(max(coreCount, 1), 64) : workers,
+            privateIP: privateIP?.value,
+            listenIP: try sources.value(OptionTable.listenIP)?.value,
+            listenPort: try sources.required(OptionTable.listenPort).value,
+            publicV4: publicV4?.value,
+            publicV6: publicV6?.value,
+            disableV4: disableV4.value,
+            disableV6: disableV6.value,
+            dataDir: try sources.required(OptionTable.dataDir).value,
+            datastoreEndpoints: try sources.required(OptionTable.datastoreEndpoints).value,
+            datastorePrefix: try sources.required(OptionTable.datastorePrefix).value,
+            datastoreSyncInterval: .milliseconds(try sources.required(OptionTable.datastoreSyncInterval).value),
+            datastoreUsername: try sources.value(OptionTable.datastoreUsername)?.value,
+            datastorePassword: try sources.value(OptionTable.datastorePassword)?.value,
+            datastoreTLSCACert: try sources.value(OptionTable.datastoreTLSCACert)?.value,
+            datastoreTLSCert: tlsCert?.value,
+            datastoreTLSKey: tlsKey?.value,
+            datastoreTLSSkipVerify: try sources.required(OptionTable.datastoreTLSSkipVerify).value,
+            network: network,
+            mtu: try sources.required(OptionTable.mtu).value,
+            logLevel: try sources.required(OptionTable.logLevel).value)
+    }
+
+    /// Reads a config file from disk.
+    public static func readFile(_ path: String) throws -> Data {
+        guard let bytes = try FileSystem.read(path, limit: ConfigurationFile.sizeLimit) else {
+            throw FileSystem.Failure(description: "no such file")
+        }
+        return Data(bytes)
+    }
+
+    private static func resolveNetwork(_ sources: Sources) throws(ConfigurationError) -> NetworkConfig {
+        let network = try sources.required(OptionTable.network)
+        let staticRange = try sources.required(OptionTable.networkStaticRange)
+        let floatingRange = try sources.required(OptionTable.networkFloatingRange)
+        let leaseTime = try sources.required(OptionTable.networkLeaseTime)
+        do {
+            return try NetworkConfig(network: network.value, staticRange: staticRange.value,
+                                     floatingRange: floatingRange.value, leaseTimeSeconds: leaseTime.value)
+        } catch {
+            let settings = [
+                "--network \(network.value) (\(network.origin))",
+                "--network-static-range \(staticRange.value) (\(staticRange.origin))",
+                "--network-floating-range \(floatingRange.value) (\(floatingRange.origin))",
+                "--network-lease-time \(DurationText.format(seconds: leaseTime.value)) (\(leaseTime.origin))",
+            ]
+            throw .conflict("invalid network: \(error); given \(settings.joined(separator: ", "))")
+        }
+    }
+}
+
+/// The raw text of every source, and the lookup that applies their precedence.
+private struct Sources {
+    var commandLine: [String: String]
+    var environment: [String: String]
+    var file: [String: String]
+    var filePath: String?
+
+    /// The text that wins for `spec`, and where it came from; `nil` when nothing sets it.
+    func text(for spec: OptionSpec) -> (text: String, origin: ValueOrigin)? {
+        if let text = commandLine[spec.name] { return (text, .commandLine) }
+        if let text = environment[spec.environmentVariable] { return (text, .environment) }
+        if let filePath, let text = file[spec.fileKey] { return (text, .configFile(filePath)) }
+        if let text = spec.defaultValue { return (text, .builtInDefault) }
+        return nil
+    }
+
+    /// The parsed value that wins for `option`; `nil` when nothing sets it and it has no default.
+    func value<Value>(_ option: TypedOption<Value>) throws(ConfigurationError) -> (value: Value, origin: ValueOrigin)? {
+        guard let (text, origin) = text(for: option.spec) else { return nil }
+        guard let value = option.parse(text) else {
+            throw .invalidValue(option: option.spec.name, value: text, origin: origin, expected: option.spec.expected)
+        }
+        return (value, origin)
+    }
+
+    /// The parsed value of an option that has a default.
+    func required<Value>(_ option: TypedOption<Value>) throws(ConfigurationError) -> (value: Value, origin: ValueOrigin) {
+        guard let resolved = try value(option) else {
+            preconditionFailure("option \(option.spec.name) has no default")
+        }
+        return resolved
+    }
+}
+
+extension Configuration: CustomStringConvertible {
+    /// Every setting as `name=value`, for start-up logs; the datastore password is never shown.
+    public var description: String {
+        let settings: [(String, String?)] = [
+            ("device-name", deviceName), ("workers", "\(workers)"), ("private-ip", privateIP?.description),
+            ("listen-ip", listenIP), ("listen-port", "\(listenPort)"), ("public-v4", publicV4?.description),
+            ("public-v6", publicV6?.description), ("disable-v4", "\(disableV4)"), ("disable-v6", "\(disableV6)"),
+            ("data-dir", dataDir), ("datastore-endpoints", datastoreEndpoints.joined(separator: ",")),
+            ("datastore-prefix", datastorePrefix), ("datastore-sync-interval", "\(datastoreSyncInterval)"),
+            ("datastore-username", datastoreUsername), ("datastore-password", datastorePassword.map { _ in "<redacted>" }),
+            ("datastore-tls-ca-cert", datastoreTLSCACert), ("datastore-tls-cert", datastoreTLSCert),
+            ("datastore-tls-key", datastoreTLSKey), ("datastore-tls-skip-verify", "\(datastoreTLSSkipVerify)"),
+            ("network", "\(network.network)"), ("network-static-range", "\(network.staticRange)"),
+            ("network-floating-range", "\(network.floatingRange)"),
+            ("network-lease-time", DurationText.format(seconds: network.leaseTimeSeconds)),
+            ("mtu", "\(mtu)"), ("log-level", logLevel.rawValue),
+        ]
+        return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
+    }
+}

@@ -1,0 +1,178 @@
+import Logging
+import QuantumCore
+
+/// The one table of quantum's options: names, environment variables, config-file keys,
+/// defaults, help and parsers. The command line, `--help`, the environment and config
+/// files are all driven from here.
+public enum OptionTable {
+    static let confFile = TypedOption<String>(spec: OptionSpec(
+        "conf-file", default: nil, valueName: "path",
+        summary: "Config file of option values keyed by long option name: YAML (.yml, .yaml) or JSON (.json)",
+        expected: "a path ending in .yml, .yaml or .json", allowedInFile: false),
+        parse: ValueParser.text)
+
+    static let deviceName = TypedOption<String>(spec: OptionSpec(
+        "device-name", default: "quantum%d", valueName: "name",
+        summary: "TUN device name, at most 15 bytes; %d lets the kernel pick the number",
+        expected: "an interface name of 1-15 bytes without '/', ':' or spaces, with at most one %d"),
+        parse: ValueParser.deviceName)
+
+    static let workers = TypedOption<Int>(spec: OptionSpec(
+        "workers", default: "0", shown: "0 = one per CPU core", valueName: "count",
+        summary: "Packet worker threads, at most 64",
+        expected: "a number of threads 0-64 (0 = one per CPU core)"),
+        parse: { ValueParser.integer($0, in: 0...64) })
+
+    static let privateIP = TypedOption<IPv4Address>(spec: OptionSpec(
+        "private-ip", default: nil, shown: "leased from the network's dynamic range", valueName: "address",
+        summary: "Private IPv4 address to claim inside --network",
+        expected: "an IPv4 address such as 10.99.0.10"),
+        parse: ValueParser.ipv4)
+
+    static let listenIP = TypedOption<String>(spec: OptionSpec(
+        "listen-ip", default: nil, shown: "all addresses", valueName: "address",
+        summary: "IPv4 or IPv6 address to bind the UDP socket to",
+        expected: "an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1"),
+        parse: ValueParser.bindAddress)
+
+    static let listenPort = TypedOption<UInt16>(spec: OptionSpec(
+        "listen-port", default: "1099", valueName: "port",
+        summary: "UDP port to listen on",
+        expected: "a port number 1-65535"),
+        parse: ValueParser.port)
+
+    static let publicV4 = TypedOption<IPv4Address>(spec: OptionSpec(
+        "public-v4", default: nil, valueName: "address",
+        summary: "Public IPv4 address peers reach this node on",
+        expected: "an IPv4 address that is not loopback, link-local, multicast, broadcast or unspecified"),
+        parse: ValueParser.publicIPv4)
+
+    static let publicV6 = TypedOption<IPv6Address>(spec: OptionSpec(
+        "public-v6", default: nil, valueName: "address",
+        summary: "Public IPv6 address peers reach this node on",
+        expected: "an IPv6 address that is not loopback, link-local, multicast or unspecified"),
+        parse: ValueParser.publicIPv6)
+
+    static let disableV4 = TypedOption<Bool>(spec: OptionSpec(
+        "disable-v4", kind: .flag, default: "false",
+        summary: "Do not use IPv4 to reach peers",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
+
+    static let disableV6 = TypedOption<Bool>(spec: OptionSpec(
+        "disable-v6", kind: .flag, default: "false",
+        summary: "Do not use IPv6 to reach peers",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
+
+    static let dataDir = TypedOption<String>(spec: OptionSpec(
+        "data-dir", default: "/var/lib/quantum", valueName: "path",
+        summary: "Directory for machine-id, private.key and private-ip, kept at mode 0700",
+        expected: "a directory path"),
+        parse: ValueParser.text)
+
+    static let datastoreEndpoints = TypedOption<[String]>(spec: OptionSpec(
+        "datastore-endpoints", default: "127.0.0.1:2379", valueName: "endpoints",
+        summary: "Comma-separated etcd endpoints, each host:port or http(s)://host:port",
+        expected: "a comma-separated list of host:port or http(s)://host[:port] endpoints", acceptsList: true),
+        parse: ValueParser.endpoints)
+
+    static let datastorePrefix = TypedOption<String>(spec: OptionSpec(
+        "datastore-prefix", default: "/quantum", valueName: "prefix",
+        summary: "etcd key prefix of this network",
+        expected: "a key prefix that starts with '/' and has no trailing '/', e.g. /quantum"),
+        parse: ValueParser.keyPrefix)
+
+    static let datastoreSyncInterval = TypedOption<Int64>(spec: OptionSpec(
+        "datastore-sync-interval", default: "60s", valueName: "duration",
+        summary: "Time between full resyncs of the local datastore cache",
+        expected: "a duration of at least 1s such as 30s, 5m or 1h"),
+        parse: { ValueParser.milliseconds($0, minimum: 1000) })
+
+    static let datastoreUsername = TypedOption<String>(spec: OptionSpec(
+        "datastore-username", default: nil, valueName: "user",
+        summary: "etcd user name",
+        expected: "a non-empty user name"),
+        parse: ValueParser.text)
+
+    static let datastorePassword = TypedOption<String>(spec: OptionSpec(
+        "datastore-password", default: nil, valueName: "password",
+        summary: "etcd password; prefer the environment or a config file to the command line",
+        expected: "a non-empty password"),
+        parse: ValueParser.text)
+
+    static let datastoreTLSCACert = TypedOption<String>(spec: OptionSpec(
+        "datastore-tls-ca-cert", default: nil, valueName: "path",
+        summary: "PEM file of the CA that signed the etcd server certificate",
+        expected: "a file path"),
+        parse: ValueParser.text)
+
+    static let datastoreTLSCert = TypedOption<String>(spec: OptionSpec(
+        "datastore-tls-cert", default: nil, valueName: "path",
+        summary: "PEM client certificate for etcd; needs --datastore-tls-key",
+        expected: "a file path"),
+        parse: ValueParser.text)
+
+    static let datastoreTLSKey = TypedOption<String>(spec: OptionSpec(
+        "datastore-tls-key", default: nil, valueName: "path",
+        summary: "PEM private key of --datastore-tls-cert",
+        expected: "a file path"),
+        parse: ValueParser.text)
+
+    static let datastoreTLSSkipVerify = TypedOption<Bool>(spec: OptionSpec(
+        "datastore-tls-skip-verify", kind: .flag, default: "false",
+        summary: "Do not verify the etcd server certificate (insecure)",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
+
+    static let network = TypedOption<IPv4Prefix>(spec: OptionSpec(
+        "network", default: "10.99.0.0/16", valueName: "prefix",
+        summary: "The private network",
+        expected: "an IPv4 prefix with no host bits set, e.g. 10.99.0.0/16"),
+        parse: ValueParser.prefix)
+
+    static let networkStaticRange = TypedOption<IPv4Prefix>(spec: OptionSpec(
+        "network-static-range", default: "10.99.0.0/23", valueName: "prefix",
+        summary: "Part of --network reserved for --private-ip claims",
+        expected: "an IPv4 prefix with no host bits set, e.g. 10.99.0.0/23"),
+        parse: ValueParser.prefix)
+
+    static let networkFloatingRange = TypedOption<IPv4Prefix>(spec: OptionSpec(
+        "network-floating-range", default: "10.99.2.0/23", valueName: "prefix",
+        summary: "Part of --network reserved for floating IPs",
+        expected: "an IPv4 prefix with no host bits set, e.g. 10.99.2.0/23"),
+        parse: ValueParser.prefix)
+
+    static let networkLeaseTime = TypedOption<Int64>(spec: OptionSpec(
+        "network-lease-time", default: "48h", valueName: "duration",
+        summary: "How long a node keeps its address without renewing the lease",
+        expected: "a duration in whole seconds of at least 10s, such as 10m or 48h"),
+        parse: { ValueParser.seconds($0, minimum: 10) })
+
+    static let mtu = TypedOption<Int>(spec: OptionSpec(
+        "mtu", default: "1420", valueName: "bytes",
+        summary: "TUN device MTU, 576-9000; 1420 = 1500 Ethernet - 40 IPv6 - 8 UDP - 16 quantum header - 16 AES-GCM tag",
+        expected: "an MTU in bytes 576-9000"),
+        parse: { ValueParser.integer($0, in: 576...9000) })
+
+    static let logLevel = TypedOption<Logger.Level>(spec: OptionSpec(
+        "log-level", default: "info", valueName: "level",
+        summary: "Log level: trace, debug, info, notice, warning, error or critical",
+        expected: "one of trace, debug, info, notice, warning, error, critical"),
+        parse: ValueParser.logLevel)
+
+    /// Every option, in `--help` order.
+    public static let all: [OptionSpec] = [
+        confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
+        publicV4.spec, publicV6.spec, disableV4.spec, disableV6.spec, dataDir.spec,
+        datastoreEndpoints.spec, datastorePrefix.spec, datastoreSyncInterval.spec,
+        datastoreUsername.spec, datastorePassword.spec, datastoreTLSCACert.spec, datastoreTLSCert.spec,
+        datastoreTLSKey.spec, datastoreTLSSkipVerify.spec, network.spec, networkStaticRange.spec,
+        networkFloatingRange.spec, networkLeaseTime.spec, mtu.spec, logLevel.spec,
+    ]
+
+    /// The option with this long name (no dashes), if any.
+    public static func spec(named name: String) -> OptionSpec? {
+        all.first { $0.name == name }
+    }
+}

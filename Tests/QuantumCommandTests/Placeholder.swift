@@ -1,2 +1,0 @@
-import XCTest
-final class QuantumCommandTestsPlaceholder: XCTestCase { func testNothing() {} }
