@@ -276,6 +276,7 @@ public final class EtcdClient: Datastore {
         let body = try JSONEncoder().encode(request)
         var failures: [DatastoreError.Failure] = []
         for index in endpointOrder() {
+            try Task.checkCancellation()
             let endpoint = endpoints[index]
             do {
                 let bytes = try await exchange(path, body: body, at: index)

@@ -105,7 +105,8 @@ public final class NetworkRegistry: Sendable {
     }
 
     private func describe(_ config: NetworkConfig) -> String {
-        String(decoding: config.json(), as: UTF8.self)
+        "network=\(config.network) staticRange=\(config.staticRange) floatingRange=\(config.floatingRange) "
+            + "leaseTime=\(config.leaseTimeSeconds)s backend=\(config.backend)"
     }
 
     // MARK: Claims
@@ -241,6 +242,7 @@ public final class NetworkRegistry: Sendable {
             } catch is CancellationError {
                 return
             } catch {
+                if Task.isCancelled { return }
                 logger.error("keep-alive of the address lease failed; retrying",
                              metadata: ["address": "\(current.address)", "retryIn": "\(backoff)", "error": "\(error)"])
                 do { try await Task.sleep(for: backoff) } catch { return }
@@ -345,6 +347,7 @@ public final class NetworkRegistry: Sendable {
             } catch is CancellationError {
                 return
             } catch {
+                if Task.isCancelled { return }
                 logger.warning("mapping sync failed; resyncing",
                                metadata: ["retryIn": "\(backoff)", "error": "\(error)"])
                 do { try await Task.sleep(for: backoff) } catch { return }

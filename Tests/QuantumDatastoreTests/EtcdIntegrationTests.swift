@@ -122,7 +122,7 @@ final class EtcdIntegrationTests: XCTestCase {
     func testUsernamePasswordAuthentication() async throws {
         let server = try await start()
         try server.etcdctl(["user", "add", "root:pw"])
-        _ = try? server.etcdctl(["user", "grant-role", "root", "root"])
+        try server.etcdctl(["user", "grant-role", "root", "root"])
         try server.etcdctl(["auth", "enable"])
 
         let anonymous = try client(server)

@@ -53,7 +53,6 @@ final class EtcdServer {
             "--listen-peer-urls", "http://127.0.0.1:\(peerPort)",
             "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
             "--initial-cluster", "test=http://127.0.0.1:\(peerPort)",
-            "--log-outputs", directory.appendingPathComponent("etcd.log").path,
         ]
         if let tls {
             arguments += ["--cert-file", tls.serverCert, "--key-file", tls.serverKey,
@@ -62,9 +61,13 @@ final class EtcdServer {
         process = Process()
         process.executableURL = URL(fileURLWithPath: etcd)
         process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let logPath = directory.appendingPathComponent("etcd.log").path
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
         try process.run()
+        try log.close()
     }
 
     /// A client for this server (with the client certificate when it uses TLS).
@@ -86,7 +89,10 @@ final class EtcdServer {
                 _ = try await probe.get("/health-probe")
                 return
             } catch {
-                guard process.isRunning else { throw Failure("etcd exited with status \(process.terminationStatus)") }
+                guard process.isRunning else {
+                    let log = (try? String(contentsOf: directory.appendingPathComponent("etcd.log"), encoding: .utf8)) ?? ""
+                    throw Failure("etcd exited with status \(process.terminationStatus): \(log.suffix(500))")
+                }
                 guard ContinuousClock.now < deadline else { throw Failure("etcd did not become ready: \(error)") }
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -57,7 +57,7 @@ final class Box<Value: Sendable>: Sendable {
 
 /// Polls `condition` until it holds or `timeout` passes; fails the test on timeout.
 func eventually(_ what: String, timeout: Duration = .seconds(5), file: StaticString = #filePath, line: UInt = #line,
-                _ condition: () async throws -> Bool) async rethrows {
+                _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return }
