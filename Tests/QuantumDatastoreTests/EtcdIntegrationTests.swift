@@ -8,8 +8,8 @@ final class EtcdIntegrationTests: XCTestCase {
     var clients: [EtcdClient] = []
     let log = LogCapture()
 
-    func start(withTLS: Bool = false) async throws -> EtcdServer {
-        let server = try EtcdServer(withTLS: withTLS)
+    func start(withTLS: Bool = false, extraArguments: [String] = []) async throws -> EtcdServer {
+        let server = try EtcdServer(withTLS: withTLS, extraArguments: extraArguments)
         self.server = server
         try await server.waitUntilReady(logger: log.logger)
         return server
@@ -120,7 +120,8 @@ final class EtcdIntegrationTests: XCTestCase {
     }
 
     func testUsernamePasswordAuthentication() async throws {
-        let server = try await start()
+        // Tokens live one second, so the client must re-authenticate when etcd rejects an old one.
+        let server = try await start(extraArguments: ["--auth-token", "simple", "--auth-token-ttl", "1"])
         try server.etcdctl(["user", "add", "root:pw"])
         try server.etcdctl(["user", "grant-role", "root", "root"])
         try server.etcdctl(["auth", "enable"])
@@ -149,6 +150,10 @@ final class EtcdIntegrationTests: XCTestCase {
         let task = Task { for try await event in store.watch(prefix: "/a", fromRevision: 1) { events.update { $0.append(event) } } }
         defer { task.cancel() }
         try await eventually("authenticated watch") { events.get().count == 1 }
+
+        try await Task.sleep(for: .milliseconds(2500))
+        let afterExpiry = try await store.get("/a")
+        XCTAssertEqual(afterExpiry?.value, [1], "the client re-authenticates when its token expired")
 
         let registry = NetworkRegistry(store: store, prefix: "/quantum", logger: log.logger)
         _ = try await registry.bootstrapConfig(proposed: Fixtures.config)

@@ -38,7 +38,7 @@ final class EtcdServer {
         throw XCTSkip(message)
     }
 
-    init(withTLS: Bool = false) throws {
+    init(withTLS: Bool = false, extraArguments: [String] = []) throws {
         let etcd = try Self.binary("etcd")
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("quantum-etcd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -54,6 +54,7 @@ final class EtcdServer {
             "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
             "--initial-cluster", "test=http://127.0.0.1:\(peerPort)",
         ]
+        arguments += extraArguments
         if let tls {
             arguments += ["--cert-file", tls.serverCert, "--key-file", tls.serverKey,
                           "--trusted-ca-file", tls.ca, "--client-cert-auth"]
