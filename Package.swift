@@ -75,7 +75,7 @@ let package = Package(
 
         .testTarget(name: "QuantumCoreTests", dependencies: ["QuantumCore"]),
         .testTarget(name: "QuantumCryptoTests", dependencies: ["QuantumCrypto", "QuantumCore"]),
-        .testTarget(name: "QuantumDatastoreTests", dependencies: ["QuantumDatastore", "QuantumCore"]),
+        .testTarget(name: "QuantumDatastoreTests", dependencies: ["QuantumDatastore", "QuantumCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice"]),
         .testTarget(name: "QuantumCommandTests", dependencies: ["QuantumCommand", "QuantumCore"]),
     ]

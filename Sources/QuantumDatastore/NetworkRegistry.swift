@@ -1,0 +1,380 @@
+import Logging
+import QuantumCore
+import Synchronization
+
+/// A private address this node holds in the datastore: `<prefix>/nodes/<address>`, bound to `id`.
+public struct Lease: Equatable, Sendable {
+    /// The claimed private address.
+    public var address: IPv4Address
+    /// The datastore lease the node key is bound to.
+    public var id: Int64
+    /// The full node key.
+    public var key: String
+
+    public init(address: IPv4Address, id: Int64, key: String) {
+        self.address = address
+        self.id = id
+        self.key = key
+    }
+}
+
+/// Why the registry refused or failed an operation; the description names the key or address.
+public enum RegistryError: Error, Equatable, CustomStringConvertible {
+    /// The stored network configuration does not parse; it is left untouched.
+    case corruptConfig(key: String, problem: String)
+    /// A `--private-ip` address outside the network, or its network/broadcast/floating addresses.
+    case addressNotClaimable(IPv4Address, network: IPv4Prefix)
+    /// The address is held by another machine.
+    case addressHeld(IPv4Address, machineID: String)
+    /// The address is held by a mapping that does not parse, so its owner is unknown.
+    case addressHeldByUnreadableMapping(IPv4Address, key: String)
+    /// The claim kept losing compare-and-set races.
+    case contended(IPv4Address)
+    /// Every address DHCP may hand out is taken.
+    case networkFull(IPv4Prefix)
+
+    public var description: String {
+        switch self {
+        case .corruptConfig(let key, let problem):
+            return "the network configuration at \(key) is corrupt (\(problem)); fix or delete it"
+        case .addressNotClaimable(let address, let network):
+            return "\(address) cannot be claimed: it is outside network \(network), its first or last address, or a floating IP"
+        case .addressHeld(let address, let machineID):
+            return "\(address) is held by machine \(machineID)"
+        case .addressHeldByUnreadableMapping(let address, let key):
+            return "\(address) is held by an unreadable mapping at \(key)"
+        case .contended(let address):
+            return "\(address) kept changing while being claimed; try again"
+        case .networkFull(let network):
+            return "no free address is left in network \(network)"
+        }
+    }
+}
+
+/// The quantum schema (DESIGN.md §4) on top of any ``Datastore``: the network configuration,
+/// address claims with leases, keep-alive, and the locally cached map of all nodes.
+public final class NetworkRegistry: Sendable {
+    private let store: any Datastore
+    private let logger: Logger
+    /// The key prefix, without a trailing slash (e.g. `/quantum`).
+    public let prefix: String
+
+    /// `prefix` is used as given, minus trailing slashes.
+    public init(store: any Datastore, prefix: String = "/quantum", logger: Logger) {
+        self.store = store
+        var trimmed = prefix
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.prefix = trimmed
+        self.logger = logger
+    }
+
+    /// `<prefix>/config`.
+    public var configKey: String { "\(prefix)/config" }
+    /// `<prefix>/nodes/`.
+    public var nodesPrefix: String { "\(prefix)/nodes/" }
+    /// `<prefix>/nodes/<address>`.
+    public func nodeKey(_ address: IPv4Address) -> String { "\(nodesPrefix)\(address)" }
+
+    // MARK: Configuration
+
+    /// Stores `proposed` as the network configuration unless one exists; returns the one in force.
+    ///
+    /// A stored configuration always wins (with a warning when it differs from `proposed`);
+    /// one that does not parse is reported, never overwritten.
+    public func bootstrapConfig(proposed: NetworkConfig) async throws -> NetworkConfig {
+        let key = configKey
+        while true {
+            if try await store.create(key, value: proposed.json(), lease: nil) {
+                logger.info("stored the network configuration", metadata: ["key": "\(key)", "config": "\(describe(proposed))"])
+                return proposed
+            }
+            // Deleted between the create and the get: try to create it again.
+            guard let stored = try await store.get(key) else { continue }
+            let config: NetworkConfig
+            do {
+                config = try NetworkConfig.parse(json: stored.value)
+            } catch {
+                throw RegistryError.corruptConfig(key: key, problem: describeDecodingError(error))
+            }
+            if config != proposed {
+                logger.warning("the network configuration stored in etcd wins over this node's flags",
+                               metadata: ["key": "\(key)", "stored": "\(describe(config))", "proposed": "\(describe(proposed))"])
+            }
+            return config
+        }
+    }
+
+    private func describe(_ config: NetworkConfig) -> String {
+        "network=\(config.network) staticRange=\(config.staticRange) floatingRange=\(config.floatingRange) "
+            + "leaseTime=\(config.leaseTimeSeconds)s backend=\(config.backend)"
+    }
+
+    // MARK: Claims
+
+    private enum ClaimOutcome {
+        case claimed
+        case held(RegistryError)
+        case lostRace
+    }
+
+    /// One compare-and-set attempt on `address`: create it if absent, or replace it if it carries `machineID`.
+    private func tryClaim(_ address: IPv4Address, value: [UInt8], machineID: String, lease: Int64) async throws -> ClaimOutcome {
+        let key = nodeKey(address)
+        guard let existing = try await store.get(key) else {
+            return try await store.create(key, value: value, lease: lease) ? .claimed : .lostRace
+        }
+        guard let owner = try? Mapping.parse(json: existing.value) else {
+            return .held(.addressHeldByUnreadableMapping(address, key: key))
+        }
+        guard owner.machineID == machineID else { return .held(.addressHeld(address, machineID: owner.machineID)) }
+        return try await store.replace(key, value: value, ifModRevision: existing.modRevision, lease: lease)
+            ? .claimed : .lostRace
+    }
+
+    /// Claims a private address and publishes this node's mapping there, bound to a new lease
+    /// of `config.leaseTimeSeconds`.
+    ///
+    /// With `address` (`--private-ip`) only that address is tried; it must be a static
+    /// candidate and not held by another machine. Without it, DHCP: `preferred` first (the
+    /// address this machine had last time), then any address already carrying `machineID`,
+    /// then the lowest free dynamic address. Each attempt is a compare-and-set, so two nodes
+    /// never get the same address; a lost race moves on to the next candidate.
+    public func claim(address: IPv4Address?, mapping: (IPv4Address) -> Mapping, config: NetworkConfig,
+                      machineID: String, preferred: IPv4Address?) async throws -> Lease {
+        if let address, !config.isStaticCandidate(address) {
+            throw RegistryError.addressNotClaimable(address, network: config.network)
+        }
+        let leaseID = try await store.grantLease(ttlSeconds: config.leaseTimeSeconds)
+        do {
+            let lease: Lease
+            if let address {
+                lease = try await claimStatic(address, mapping: mapping, machineID: machineID, leaseID: leaseID)
+            } else {
+                lease = try await claimDynamic(mapping: mapping, config: config, machineID: machineID,
+                                               preferred: preferred, leaseID: leaseID)
+            }
+            logger.info("claimed private address", metadata: ["address": "\(lease.address)", "lease": "\(lease.id)"])
+            return lease
+        } catch {
+            try? await store.revoke(lease: leaseID)
+            throw error
+        }
+    }
+
+    private func claimStatic(_ address: IPv4Address, mapping: (IPv4Address) -> Mapping,
+                             machineID: String, leaseID: Int64) async throws -> Lease {
+        let value = mapping(address).json()
+        for _ in 0..<5 {
+            switch try await tryClaim(address, value: value, machineID: machineID, lease: leaseID) {
+            case .claimed: return Lease(address: address, id: leaseID, key: nodeKey(address))
+            case .held(let error): throw error
+            case .lostRace: continue
+            }
+        }
+        throw RegistryError.contended(address)
+    }
+
+    private func claimDynamic(mapping: (IPv4Address) -> Mapping, config: NetworkConfig, machineID: String,
+                              preferred: IPv4Address?, leaseID: Int64) async throws -> Lease {
+        let (items, _) = try await store.list(prefix: nodesPrefix)
+        var used = Set<IPv4Address>()
+        var mine: [IPv4Address] = []
+        for item in items {
+            guard let address = IPv4Address(item.key.dropFirst(nodesPrefix.count)) else { continue }
+            used.insert(address)
+            if let owner = try? Mapping.parse(json: item.value), owner.machineID == machineID,
+               config.isStaticCandidate(address) {
+                mine.append(address)
+            }
+        }
+        var first: [IPv4Address] = []
+        if let preferred, mine.contains(preferred) || (config.isDynamicCandidate(preferred) && !used.contains(preferred)) {
+            first.append(preferred)
+        }
+        first += mine.filter { $0 != preferred }
+        var tried = Set<IPv4Address>()
+        for address in first {
+            tried.insert(address)
+            if case .claimed = try await tryClaim(address, value: mapping(address).json(), machineID: machineID, lease: leaseID) {
+                return Lease(address: address, id: leaseID, key: nodeKey(address))
+            }
+        }
+        for address in config.dynamicCandidates(excluding: used.union(tried)) {
+            if case .claimed = try await tryClaim(address, value: mapping(address).json(), machineID: machineID, lease: leaseID) {
+                return Lease(address: address, id: leaseID, key: nodeKey(address))
+            }
+        }
+        throw RegistryError.networkFull(config.network)
+    }
+
+    /// Revokes the lease, deleting the node key. The daemon does not call this on shutdown,
+    /// so that a restart gets the same address back.
+    public func release(lease: Lease) async throws {
+        try await store.revoke(lease: lease.id)
+    }
+
+    // MARK: Keep-alive
+
+    /// Keeps `lease` alive every `interval` until the task is cancelled.
+    ///
+    /// When the lease is gone or the node key no longer carries it, a new lease is granted
+    /// and the same address is claimed again by compare-and-set, with `mapping` as its value;
+    /// `onRenew` receives the new lease. Datastore errors are logged in one line and retried
+    /// with a bounded backoff; this never throws.
+    public func runKeepAlive(lease: Lease, mapping: Mapping, interval: Duration,
+                             onRenew: @Sendable (Lease) -> Void = { _ in }) async {
+        var current = lease
+        var backoff = Duration.seconds(1)
+        while !Task.isCancelled {
+            do {
+                let ttl = try await store.keepAlive(lease: current.id)
+                let stored = try await store.get(current.key)
+                if ttl <= 0 || stored?.lease != current.id {
+                    let why = ttl <= 0 ? "lease \(current.id) is gone"
+                        : stored == nil ? "\(current.key) was deleted" : "\(current.key) changed"
+                    logger.warning("lost the address lease; claiming the same address again",
+                                   metadata: ["address": "\(current.address)", "reason": "\(why)"])
+                    current = try await reclaim(current, mapping: mapping, ttl: ttl)
+                    onRenew(current)
+                }
+                backoff = .seconds(1)
+                try await Task.sleep(for: interval)
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.error("keep-alive of the address lease failed; retrying",
+                             metadata: ["address": "\(current.address)", "retryIn": "\(backoff)", "error": "\(error)"])
+                do { try await Task.sleep(for: backoff) } catch { return }
+                backoff = min(backoff * 2, max(interval, .seconds(1)))
+            }
+        }
+    }
+
+    /// Re-binds `lease.address` to a fresh lease; fails if another machine took it.
+    private func reclaim(_ lease: Lease, mapping: Mapping, ttl: Int64) async throws -> Lease {
+        let leaseTime = try await leaseTimeSeconds()
+        let newID = try await store.grantLease(ttlSeconds: leaseTime)
+        do {
+            switch try await tryClaim(lease.address, value: mapping.json(), machineID: mapping.machineID, lease: newID) {
+            case .claimed:
+                // The old lease is alive but no longer holds the key: let it go.
+                if ttl > 0 { try? await store.revoke(lease: lease.id) }
+                logger.info("claimed the address again", metadata: ["address": "\(lease.address)", "lease": "\(newID)"])
+                return Lease(address: lease.address, id: newID, key: lease.key)
+            case .held(let error): throw error
+            case .lostRace: throw RegistryError.contended(lease.address)
+            }
+        } catch {
+            try? await store.revoke(lease: newID)
+            throw error
+        }
+    }
+
+    /// The lease time from the stored configuration; the 48 h default if it cannot be read.
+    private func leaseTimeSeconds() async throws -> Int64 {
+        guard let stored = try await store.get(configKey),
+              let config = try? NetworkConfig.parse(json: stored.value) else { return 48 * 3600 }
+        return config.leaseTimeSeconds
+    }
+
+    // MARK: Mapping cache
+
+    /// The last map handed to `onChange`, shared between the resync loop and the watch task.
+    private final class Published: Sendable {
+        private let map = Mutex<[IPv4Address: Mapping]?>(nil)
+
+        /// Stores `new` and returns true when it differs from what was last published.
+        func update(_ new: [IPv4Address: Mapping]) -> Bool {
+            map.withLock { old in
+                defer { old = new }
+                return old != new
+            }
+        }
+    }
+
+    /// Parses one node key/value; nil (with a warning naming the key) when it is unusable.
+    private func parseNode(_ item: KeyValue) -> (IPv4Address, Mapping)? {
+        let suffix = item.key.dropFirst(nodesPrefix.count)
+        guard let address = IPv4Address(suffix) else {
+            logger.warning("skipping a node key that is not an IPv4 address", metadata: ["key": "\(item.key)"])
+            return nil
+        }
+        let mapping: Mapping
+        do {
+            mapping = try Mapping.parse(json: item.value)
+        } catch {
+            logger.warning("skipping a mapping that does not parse",
+                           metadata: ["key": "\(item.key)", "problem": "\(describeDecodingError(error))"])
+            return nil
+        }
+        guard mapping.privateIP == address else {
+            logger.warning("skipping a mapping whose privateIP differs from its key",
+                           metadata: ["key": "\(item.key)", "privateIP": "\(mapping.privateIP)"])
+            return nil
+        }
+        return (address, mapping)
+    }
+
+    /// Keeps a local copy of every node mapping and reports each new version of it.
+    ///
+    /// Lists `<prefix>/nodes/`, then watches from the next revision, calling `onChange`
+    /// with the whole map after every change. Every `syncInterval` the map is rebuilt from a
+    /// fresh list. On a datastore error it logs one line, backs off (1 s doubling to 10 s),
+    /// lists again and re-watches. Runs until the task is cancelled.
+    public func runMappingSync(syncInterval: Duration,
+                               onChange: @escaping @Sendable ([IPv4Address: Mapping]) -> Void) async {
+        let published = Published()
+        var backoff = Duration.seconds(1)
+        while !Task.isCancelled {
+            do {
+                let (items, revision) = try await store.list(prefix: nodesPrefix)
+                var map: [IPv4Address: Mapping] = [:]
+                for item in items {
+                    if let (address, mapping) = parseNode(item) { map[address] = mapping }
+                }
+                if published.update(map) { onChange(map) }
+                let snapshot = map
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { [self] in
+                        try await self.follow(from: revision + 1, map: snapshot, published: published, onChange: onChange)
+                    }
+                    group.addTask { try await Task.sleep(for: syncInterval) }
+                    try await group.next()
+                    group.cancelAll()
+                }
+                backoff = .seconds(1)
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("mapping sync failed; resyncing",
+                               metadata: ["retryIn": "\(backoff)", "error": "\(error)"])
+                do { try await Task.sleep(for: backoff) } catch { return }
+                backoff = min(backoff * 2, .seconds(10))
+            }
+        }
+    }
+
+    /// Applies watch events to `map` until the watch fails (it never ends without an error).
+    private func follow(from revision: Int64, map initial: [IPv4Address: Mapping], published: Published,
+                        onChange: @Sendable ([IPv4Address: Mapping]) -> Void) async throws {
+        var map = initial
+        for try await event in store.watch(prefix: nodesPrefix, fromRevision: revision) {
+            switch event {
+            case .put(let item):
+                if let (address, mapping) = parseNode(item) {
+                    map[address] = mapping
+                } else if let address = IPv4Address(item.key.dropFirst(nodesPrefix.count)) {
+                    map[address] = nil
+                }
+            case .delete(let key, _):
+                guard let address = IPv4Address(key.dropFirst(nodesPrefix.count)) else { continue }
+                map[address] = nil
+            }
+            if published.update(map) { onChange(map) }
+        }
+        try Task.checkCancellation()
+        throw DatastoreError.watchEnded(endpoint: "datastore", reason: "the watch stream finished")
+    }
+}

@@ -1,0 +1,308 @@
+import QuantumCore
+import QuantumDatastore
+import XCTest
+
+final class NetworkRegistryTests: XCTestCase {
+    let store = InMemoryDatastore()
+    let log = LogCapture()
+    var registry: NetworkRegistry { NetworkRegistry(store: store, prefix: "/quantum", logger: log.logger) }
+    let config = Fixtures.config
+
+    func claim(_ machine: Int, address: String? = nil, preferred: String? = nil,
+               config: NetworkConfig? = nil) async throws -> Lease {
+        try await registry.claim(address: address.map(Fixtures.address), mapping: Fixtures.mapping(machine: machine),
+                                 config: config ?? self.config, machineID: Fixtures.machineID(machine),
+                                 preferred: preferred.map(Fixtures.address))
+    }
+
+    // MARK: Configuration
+
+    func testBootstrapStoresProposedConfigWhenAbsent() async throws {
+        let result = try await registry.bootstrapConfig(proposed: config)
+        XCTAssertEqual(result, config)
+        let stored = try await store.get("/quantum/config")
+        XCTAssertEqual(try NetworkConfig.parse(json: XCTUnwrap(stored).value), config)
+    }
+
+    func testBootstrapReturnsStoredConfigAndWarnsWhenItDiffers() async throws {
+        _ = try await registry.bootstrapConfig(proposed: config)
+        let other = try NetworkConfig(network: Fixtures.prefix("10.50.0.0/16"), staticRange: Fixtures.prefix("10.50.0.0/24"),
+                                      floatingRange: Fixtures.prefix("10.50.1.0/24"), leaseTimeSeconds: 120)
+        let result = try await registry.bootstrapConfig(proposed: other)
+        XCTAssertEqual(result, config, "the stored config must win")
+        XCTAssertEqual(log.matching(.warning, "stored", "wins", "10.99.0.0/24", "10.50.0.0/16").count, 1)
+    }
+
+    func testBootstrapWithSameConfigDoesNotWarn() async throws {
+        _ = try await registry.bootstrapConfig(proposed: config)
+        _ = try await registry.bootstrapConfig(proposed: config)
+        XCTAssertTrue(log.matching(.warning).isEmpty)
+    }
+
+    func testCorruptStoredConfigIsReportedAndNotOverwritten() async throws {
+        let garbage = Array(#"{"network":"10.99.0.0/33"}"#.utf8)
+        try await store.put("/quantum/config", value: garbage, lease: nil)
+        do {
+            _ = try await registry.bootstrapConfig(proposed: config)
+            XCTFail("a corrupt config must be refused")
+        } catch let error as RegistryError {
+            guard case .corruptConfig(let key, _) = error else { return XCTFail("wrong error \(error)") }
+            XCTAssertEqual(key, "/quantum/config")
+            XCTAssertTrue(error.description.contains("/quantum/config"), error.description)
+        }
+        let stored = try await store.get("/quantum/config")
+        XCTAssertEqual(stored?.value, garbage)
+    }
+
+    // MARK: Allocation
+
+    func testDHCPSkipsStaticAndFloatingRanges() async throws {
+        let first = try await claim(1)
+        let second = try await claim(2)
+        XCTAssertEqual(first.address, Fixtures.address("10.99.0.32"))
+        XCTAssertEqual(second.address, Fixtures.address("10.99.0.33"))
+        XCTAssertEqual(first.key, "/quantum/nodes/10.99.0.32")
+        let stored = try await store.get(first.key)
+        XCTAssertEqual(stored?.lease, first.id)
+        XCTAssertEqual(try Mapping.parse(json: XCTUnwrap(stored).value).machineID, Fixtures.machineID(1))
+    }
+
+    func testDHCPSkipsNetworkAndBroadcastAndReportsFull() async throws {
+        // 10.99.0.0/28: static .0–.3, floating .4–.7, broadcast .15 → dynamic .8–.14.
+        let small = try NetworkConfig(network: Fixtures.prefix("10.99.0.0/28"), staticRange: Fixtures.prefix("10.99.0.0/30"),
+                                      floatingRange: Fixtures.prefix("10.99.0.4/30"), leaseTimeSeconds: 60)
+        var addresses: [String] = []
+        for machine in 1...7 { addresses.append(try await claim(machine, config: small).address.description) }
+        XCTAssertEqual(addresses, (8...14).map { "10.99.0.\($0)" })
+        do {
+            _ = try await claim(8, config: small)
+            XCTFail("the network is full")
+        } catch let error as RegistryError {
+            XCTAssertEqual(error, .networkFull(small.network))
+        }
+    }
+
+    func testRestartedMachineGetsItsAddressBack() async throws {
+        let first = try await claim(1)
+        _ = try await claim(2)
+        let again = try await claim(1)
+        XCTAssertEqual(again.address, first.address)
+        XCTAssertNotEqual(again.id, first.id)
+        let stored = try await store.get(first.key)
+        XCTAssertEqual(stored?.lease, again.id, "the key is bound to the new lease")
+    }
+
+    func testPreferredAddressIsTriedFirst() async throws {
+        let lease = try await claim(1, preferred: "10.99.0.77")
+        XCTAssertEqual(lease.address, Fixtures.address("10.99.0.77"))
+    }
+
+    func testPreferredAddressHeldByAnotherMachineIsSkipped() async throws {
+        let taken = try await claim(1)
+        let lease = try await claim(2, preferred: taken.address.description)
+        XCTAssertNotEqual(lease.address, taken.address)
+        XCTAssertEqual(lease.address, Fixtures.address("10.99.0.33"))
+    }
+
+    func testStaticClaimInsideStaticRange() async throws {
+        let lease = try await claim(1, address: "10.99.0.5")
+        XCTAssertEqual(lease.address, Fixtures.address("10.99.0.5"))
+        // The same machine may claim it again (restart with --private-ip).
+        let again = try await claim(1, address: "10.99.0.5")
+        XCTAssertEqual(again.address, lease.address)
+    }
+
+    func testStaticClaimRefusedWhenHeldByAnotherMachine() async throws {
+        _ = try await claim(1, address: "10.99.0.5")
+        do {
+            _ = try await claim(2, address: "10.99.0.5")
+            XCTFail("the address is held")
+        } catch let error as RegistryError {
+            XCTAssertEqual(error, .addressHeld(Fixtures.address("10.99.0.5"), machineID: Fixtures.machineID(1)))
+            XCTAssertEqual(error.description, "10.99.0.5 is held by machine \(Fixtures.machineID(1))")
+        }
+        let stored = try await store.get("/quantum/nodes/10.99.0.5")
+        XCTAssertEqual(try Mapping.parse(json: XCTUnwrap(stored).value).machineID, Fixtures.machineID(1))
+    }
+
+    func testStaticClaimRefusedOutsideNetworkAndOnReservedAddresses() async throws {
+        for text in ["10.98.0.5", "10.99.0.0", "10.99.0.255", "10.99.0.20"] {
+            do {
+                _ = try await claim(1, address: text)
+                XCTFail("\(text) must be refused")
+            } catch let error as RegistryError {
+                XCTAssertEqual(error, .addressNotClaimable(Fixtures.address(text), network: config.network))
+            }
+        }
+        let (items, _) = try await store.list(prefix: "/quantum/nodes/")
+        XCTAssertTrue(items.isEmpty)
+    }
+
+    func testTwentyConcurrentClaimsGetDistinctAddresses() async throws {
+        let store = self.store, config = self.config, logger = log.logger
+        let leases = try await withThrowingTaskGroup(of: Lease.self) { group in
+            for machine in 1...20 {
+                group.addTask {
+                    let registry = NetworkRegistry(store: store, prefix: "/quantum", logger: logger)
+                    return try await registry.claim(address: nil, mapping: Fixtures.mapping(machine: machine), config: config,
+                                                    machineID: Fixtures.machineID(machine), preferred: nil)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(Set(leases.map(\.address)).count, 20)
+        let (items, _) = try await store.list(prefix: "/quantum/nodes/")
+        XCTAssertEqual(items.count, 20)
+        for item in items {
+            let mapping = try Mapping.parse(json: item.value)
+            XCTAssertEqual(item.key, "/quantum/nodes/\(mapping.privateIP)")
+        }
+    }
+
+    func testReleaseDeletesTheNodeKey() async throws {
+        let lease = try await claim(1)
+        try await registry.release(lease: lease)
+        let stored = try await store.get(lease.key)
+        XCTAssertNil(stored)
+    }
+
+    // MARK: Keep-alive
+
+    func testKeepAliveReclaimsSameAddressAfterLeaseLoss() async throws {
+        let lease = try await claim(1)
+        let mapping = Fixtures.mapping(machine: 1)(lease.address)
+        let renewed = Box<[Lease]>([])
+        let registry = self.registry
+        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, interval: .milliseconds(20)) { new in
+            renewed.update { $0.append(new) }
+        } }
+        defer { task.cancel() }
+        try await store.revoke(lease: lease.id)
+        try await eventually("re-claim after revoke") { renewed.get().count == 1 }
+        let new = try XCTUnwrap(renewed.get().first)
+        XCTAssertEqual(new.address, lease.address)
+        XCTAssertNotEqual(new.id, lease.id)
+        let stored = try await store.get(lease.key)
+        XCTAssertEqual(stored?.lease, new.id)
+        XCTAssertEqual(log.matching(.warning, "lost the address lease", "\(lease.address)").count, 1)
+
+        try await store.delete(lease.key)
+        try await eventually("re-claim after delete") { renewed.get().count == 2 }
+        let afterDelete = try await store.get(lease.key)
+        XCTAssertEqual(afterDelete?.lease, renewed.get().last?.id)
+        task.cancel()
+        await task.value
+    }
+
+    func testKeepAliveDoesNotStealAddressTakenByAnotherMachine() async throws {
+        let lease = try await claim(1, address: "10.99.0.5")
+        let mapping = Fixtures.mapping(machine: 1)(lease.address)
+        try await store.revoke(lease: lease.id)
+        _ = try await claim(2, address: "10.99.0.5")
+        let registry = self.registry
+        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, interval: .milliseconds(20)) }
+        try await eventually("the keep-alive reports the conflict") {
+            !log.matching(.error, "keep-alive", "is held by machine \(Fixtures.machineID(2))").isEmpty
+        }
+        task.cancel()
+        await task.value
+        let stored = try await store.get(lease.key)
+        XCTAssertEqual(try Mapping.parse(json: XCTUnwrap(stored).value).machineID, Fixtures.machineID(2))
+    }
+
+    // MARK: Mapping cache
+
+    func startSync(interval: Duration = .seconds(60)) -> (Task<Void, Never>, Box<[[IPv4Address: Mapping]]>) {
+        let maps = Box<[[IPv4Address: Mapping]]>([])
+        let registry = self.registry
+        let task = Task { await registry.runMappingSync(syncInterval: interval) { map in maps.update { $0.append(map) } } }
+        return (task, maps)
+    }
+
+    func testSyncSeesExistingAndWatchedChanges() async throws {
+        let first = try await claim(1)
+        let (task, maps) = startSync()
+        defer { task.cancel() }
+        try await eventually("initial map") { maps.get().last?.count == 1 }
+        XCTAssertEqual(maps.get().last?[first.address]?.machineID, Fixtures.machineID(1))
+
+        let second = try await claim(2)
+        try await eventually("watched put") { maps.get().last?[second.address] != nil }
+        try await registry.release(lease: first)
+        try await eventually("watched delete") { maps.get().last?[first.address] == nil }
+        XCTAssertEqual(maps.get().last?.keys.sorted(), [second.address])
+        task.cancel()
+        await task.value
+    }
+
+    func testSyncSkipsCorruptAndMismatchedMappingsWithWarnings() async throws {
+        let good = Fixtures.mapping(machine: 1)(Fixtures.address("10.99.0.41"))
+        try await store.put("/quantum/nodes/10.99.0.41", value: good.json(), lease: nil)
+        try await store.put("/quantum/nodes/10.99.0.40", value: Array(#"{"machineID":"zz"}"#.utf8), lease: nil)
+        try await store.put("/quantum/nodes/10.99.0.42", value: good.json(), lease: nil)
+        let (task, maps) = startSync()
+        defer { task.cancel() }
+        try await eventually("initial map") { maps.get().count == 1 }
+        XCTAssertEqual(maps.get().last?.keys.sorted(), [Fixtures.address("10.99.0.41")])
+        XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.40", "machineID").count, 1)
+        XCTAssertEqual(log.matching(.warning, "privateIP differs", "/quantum/nodes/10.99.0.42").count, 1)
+
+        // A corrupt value arriving through the watch is skipped too.
+        try await store.put("/quantum/nodes/10.99.0.43", value: Array("not json".utf8), lease: nil)
+        try await eventually("warning for watched corrupt mapping") {
+            log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.43").count == 1
+        }
+        XCTAssertEqual(maps.get().last?.keys.sorted(), [Fixtures.address("10.99.0.41")])
+        task.cancel()
+        await task.value
+    }
+
+    func testSyncRecoversWhenTheWatchDrops() async throws {
+        let (task, maps) = startSync()
+        defer { task.cancel() }
+        try await eventually("initial empty map") { maps.get().count == 1 }
+        store.dropWatches(reason: "simulated connection loss")
+        let lease = try await claim(1)
+        try await eventually("change seen after re-watch", timeout: .seconds(5)) { maps.get().last?[lease.address] != nil }
+        XCTAssertEqual(log.matching(.warning, "mapping sync failed", "simulated connection loss").count, 1)
+        task.cancel()
+        await task.value
+    }
+
+    func testPeriodicResyncReplacesTheCache() async throws {
+        // The watch of this store never delivers anything: only the periodic full resync can see changes.
+        let deaf = DeafWatchStore(inner: store)
+        let registry = NetworkRegistry(store: deaf, prefix: "/quantum", logger: log.logger)
+        let maps = Box<[[IPv4Address: Mapping]]>([])
+        let task = Task { await registry.runMappingSync(syncInterval: .milliseconds(100)) { map in maps.update { $0.append(map) } } }
+        defer { task.cancel() }
+        try await eventually("initial empty map") { maps.get().count == 1 }
+        let lease = try await claim(1)
+        try await eventually("map after resync") { maps.get().last?[lease.address] != nil }
+        task.cancel()
+        await task.value
+    }
+}
+
+/// Forwards everything to `inner` except watches, which stay silent until cancelled.
+struct DeafWatchStore: Datastore {
+    let inner: InMemoryDatastore
+
+    func get(_ key: String) async throws -> KeyValue? { try await inner.get(key) }
+    func list(prefix: String) async throws -> (items: [KeyValue], revision: Int64) { try await inner.list(prefix: prefix) }
+    func create(_ key: String, value: [UInt8], lease: Int64?) async throws -> Bool {
+        try await inner.create(key, value: value, lease: lease)
+    }
+    func replace(_ key: String, value: [UInt8], ifModRevision: Int64, lease: Int64?) async throws -> Bool {
+        try await inner.replace(key, value: value, ifModRevision: ifModRevision, lease: lease)
+    }
+    func put(_ key: String, value: [UInt8], lease: Int64?) async throws { try await inner.put(key, value: value, lease: lease) }
+    func delete(_ key: String) async throws { try await inner.delete(key) }
+    func grantLease(ttlSeconds: Int64) async throws -> Int64 { try await inner.grantLease(ttlSeconds: ttlSeconds) }
+    func keepAlive(lease: Int64) async throws -> Int64 { try await inner.keepAlive(lease: lease) }
+    func revoke(lease: Int64) async throws { try await inner.revoke(lease: lease) }
+    func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<WatchEvent, any Error> {
+        // Holding the continuation in its own termination handler keeps the stream open until cancelled.
+        AsyncThrowingStream { continuation in continuation.onTermination = { _ in _ = continuation } }
+    }
+}

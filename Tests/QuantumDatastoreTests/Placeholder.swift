@@ -1,2 +1,0 @@
-import XCTest
-final class QuantumDatastoreTestsPlaceholder: XCTestCase { func testNothing() {} }
