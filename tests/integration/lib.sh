@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # globals are used by the sourcing scripts
 # quantum integration harness: topology and helpers. Sourced, not executed.
 #
 # Topology (all inside namespaces this file creates; nothing touches the host's
