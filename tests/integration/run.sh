@@ -11,7 +11,8 @@
 #
 # Needs root (network namespaces, TUN). Without that it skips loudly and exits
 # 0, unless CI is set, in which case it fails.
-# Env: QT_KEEP=1 keeps each case's work dir (logs, pcaps) in /dev/shm or /tmp.
+# Env: QT_TIMEOUT=S overrides every case's time bound;
+#      QT_KEEP=1 keeps each case's work dir (logs, pcaps) in /dev/shm or /tmp.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,7 +73,7 @@ fi
 # Which cases, with their bounds.
 declare -A BOUND=()
 all=()
-for c in "${QT_CASES[@]}"; do BOUND[${c%% *}]=${c##* }; all+=("${c%% *}"); done
+for c in "${QT_CASES[@]}"; do BOUND[${c%% *}]=${QT_TIMEOUT:-${c##* }}; all+=("${c%% *}"); done
 if (($# > 0)); then
     for c in "$@"; do [[ -n "${BOUND[$c]:-}" ]] || { echo "unknown case '$c'" >&2; usage; }; done
     selected=("$@")
