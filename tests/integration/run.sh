@@ -38,7 +38,7 @@ usage() { echo "usage: $0 BINARY [CASE...]   cases: ${QT_CASES[*]%% *}" >&2; exi
 BIN=$1
 shift
 [[ $BIN == */* ]] || BIN=./$BIN
-BIN=$(cd "$(dirname "$BIN")" 2>/dev/null && pwd)/$(basename "$BIN")
+bin_dir=$(cd "$(dirname "$BIN")" 2>/dev/null && pwd) && BIN=$bin_dir/$(basename "$BIN")
 
 if ! qt_can_netns; then
     if [[ $EUID -ne 0 ]]; then why="not running as root"; else why="cannot create network namespaces or no /dev/net/tun"; fi
