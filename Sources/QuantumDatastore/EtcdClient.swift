@@ -103,7 +103,9 @@ public final class EtcdClient: Datastore {
             tlsConfiguration: try Self.tlsConfiguration(configuration),
             redirectConfiguration: .disallow,
             timeout: .init(connect: timeout))
+        // Fail fast so the next endpoint is tried; each open watch holds one connection.
         httpConfiguration.connectionPool.retryConnectionEstablishment = false
+        httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 32
         httpConfiguration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
     }

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// Lease expiry is evaluated on demand, at the start of every operation, so an expired
 /// lease's keys disappear (and watchers see the deletes) the next time anyone touches
-/// the store.
+/// the store. History is kept until ``compact(revision:)``, which suits tests, not long runs.
 public final class InMemoryDatastore: Datastore {
     private struct LeaseState {
         var ttl: Int64

@@ -217,11 +217,12 @@ public final class NetworkRegistry: Sendable {
 
     /// Keeps `lease` alive every `interval` until the task is cancelled.
     ///
-    /// When the lease is gone or the node key no longer carries it, a new lease is granted
-    /// and the same address is claimed again by compare-and-set, with `mapping` as its value;
+    /// When the lease is gone or the node key no longer carries it, a new lease of
+    /// `config.leaseTimeSeconds` is granted and the same address is claimed again by
+    /// compare-and-set, with `mapping` as its value;
     /// `onRenew` receives the new lease. Datastore errors are logged in one line and retried
-    /// with a bounded backoff; this never throws.
-    public func runKeepAlive(lease: Lease, mapping: Mapping, interval: Duration,
+    /// with a backoff (1 s doubling up to `interval`, at most 30 s); this never throws.
+    public func runKeepAlive(lease: Lease, mapping: Mapping, config: NetworkConfig, interval: Duration,
                              onRenew: @Sendable (Lease) -> Void = { _ in }) async {
         var current = lease
         var backoff = Duration.seconds(1)
@@ -234,7 +235,7 @@ public final class NetworkRegistry: Sendable {
                         : stored == nil ? "\(current.key) was deleted" : "\(current.key) changed"
                     logger.warning("lost the address lease; claiming the same address again",
                                    metadata: ["address": "\(current.address)", "reason": "\(why)"])
-                    current = try await reclaim(current, mapping: mapping, ttl: ttl)
+                    current = try await reclaim(current, mapping: mapping, leaseTime: config.leaseTimeSeconds, oldTTL: ttl)
                     onRenew(current)
                 }
                 backoff = .seconds(1)
@@ -246,20 +247,19 @@ public final class NetworkRegistry: Sendable {
                 logger.error("keep-alive of the address lease failed; retrying",
                              metadata: ["address": "\(current.address)", "retryIn": "\(backoff)", "error": "\(error)"])
                 do { try await Task.sleep(for: backoff) } catch { return }
-                backoff = min(backoff * 2, max(interval, .seconds(1)))
+                backoff = min(backoff * 2, max(.seconds(1), min(interval, .seconds(30))))
             }
         }
     }
 
     /// Re-binds `lease.address` to a fresh lease; fails if another machine took it.
-    private func reclaim(_ lease: Lease, mapping: Mapping, ttl: Int64) async throws -> Lease {
-        let leaseTime = try await leaseTimeSeconds()
+    private func reclaim(_ lease: Lease, mapping: Mapping, leaseTime: Int64, oldTTL: Int64) async throws -> Lease {
         let newID = try await store.grantLease(ttlSeconds: leaseTime)
         do {
             switch try await tryClaim(lease.address, value: mapping.json(), machineID: mapping.machineID, lease: newID) {
             case .claimed:
                 // The old lease is alive but no longer holds the key: let it go.
-                if ttl > 0 { try? await store.revoke(lease: lease.id) }
+                if oldTTL > 0 { try? await store.revoke(lease: lease.id) }
                 logger.info("claimed the address again", metadata: ["address": "\(lease.address)", "lease": "\(newID)"])
                 return Lease(address: lease.address, id: newID, key: lease.key)
             case .held(let error): throw error
@@ -269,13 +269,6 @@ public final class NetworkRegistry: Sendable {
             try? await store.revoke(lease: newID)
             throw error
         }
-    }
-
-    /// The lease time from the stored configuration; the 48 h default if it cannot be read.
-    private func leaseTimeSeconds() async throws -> Int64 {
-        guard let stored = try await store.get(configKey),
-              let config = try? NetworkConfig.parse(json: stored.value) else { return 48 * 3600 }
-        return config.leaseTimeSeconds
     }
 
     // MARK: Mapping cache

@@ -84,7 +84,7 @@ final class EtcdIntegrationTests: XCTestCase {
     func testFirstEndpointDeadStillWorks() async throws {
         let server = try await start()
         let dead = "127.0.0.1:\(try EtcdServer.freePort())"
-        let store = try client(server, endpoints: [dead, server.endpoint])
+        let store = try client(server, endpoints: [dead, "http://\(server.endpoint)/"])
         try await store.put("/f/k", value: [1], lease: nil)
         let value = try await store.get("/f/k")
         XCTAssertEqual(value?.value, [1])
@@ -228,7 +228,7 @@ final class EtcdIntegrationTests: XCTestCase {
         let renewed = Box<Lease?>(nil)
         let keepAlive = Task {
             await registry.runKeepAlive(lease: lease, mapping: Fixtures.mapping(machine: 1)(lease.address),
-                                        interval: .milliseconds(100)) { renewed.set($0) }
+                                        config: Fixtures.config, interval: .milliseconds(100)) { renewed.set($0) }
         }
         defer { keepAlive.cancel() }
         try await store.revoke(lease: lease.id)

@@ -83,13 +83,14 @@ final class EtcdServer {
     /// Waits until etcd answers a range request, at most 20 s.
     func waitUntilReady(logger: Logger) async throws {
         let probe = try client(logger: logger)
-        defer { Task { try? await probe.shutdown() } }
         let deadline = ContinuousClock.now + .seconds(20)
         while true {
             do {
                 _ = try await probe.get("/health-probe")
+                try await probe.shutdown()
                 return
             } catch {
+                if !process.isRunning || ContinuousClock.now >= deadline { try? await probe.shutdown() }
                 guard process.isRunning else {
                     let log = (try? String(contentsOf: directory.appendingPathComponent("etcd.log"), encoding: .utf8)) ?? ""
                     throw Failure("etcd exited with status \(process.terminationStatus): \(log.suffix(500))")

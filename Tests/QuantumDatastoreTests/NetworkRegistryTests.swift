@@ -172,8 +172,8 @@ final class NetworkRegistryTests: XCTestCase {
         let lease = try await claim(1)
         let mapping = Fixtures.mapping(machine: 1)(lease.address)
         let renewed = Box<[Lease]>([])
-        let registry = self.registry
-        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, interval: .milliseconds(20)) { new in
+        let registry = self.registry, config = self.config
+        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .milliseconds(20)) { new in
             renewed.update { $0.append(new) }
         } }
         defer { task.cancel() }
@@ -199,8 +199,8 @@ final class NetworkRegistryTests: XCTestCase {
         let mapping = Fixtures.mapping(machine: 1)(lease.address)
         try await store.revoke(lease: lease.id)
         _ = try await claim(2, address: "10.99.0.5")
-        let registry = self.registry
-        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, interval: .milliseconds(20)) }
+        let registry = self.registry, config = self.config
+        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .milliseconds(20)) }
         try await eventually("the keep-alive reports the conflict") {
             !log.matching(.error, "keep-alive", "is held by machine \(Fixtures.machineID(2))").isEmpty
         }
