@@ -101,13 +101,9 @@ public struct Configuration: Sendable, Equatable {
         }
 
         let network = try resolveNetwork(sources)
+        // Whether the address fits the network is checked against the network stored in
+        // etcd, which wins over these flags (NetworkRegistry.claim).
         let privateIP = try sources.value(OptionTable.privateIP)
-        if let privateIP, !network.isStaticCandidate(privateIP.value) {
-            throw .invalidValue(
-                option: OptionTable.privateIP.spec.name, value: "\(privateIP.value)", origin: privateIP.origin,
-                expected: "an address inside --network \(network.network), not its first or last address "
-                    + "and not in --network-floating-range \(network.floatingRange)")
-        }
 
         return Configuration(
             deviceName: try sources.required(OptionTable.deviceName).value,

@@ -75,10 +75,6 @@ public enum Daemon {
                               store: EtcdClient, logger: Logger) async throws {
         let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
         let network = try await registry.bootstrapConfig(proposed: configuration.network)
-        if let privateIP = configuration.privateIP, !network.network.contains(privateIP) {
-            throw StartupError(description:
-                "--private-ip \(privateIP) is outside the network \(network.network) stored in etcd")
-        }
         let makeMapping = { (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey)
@@ -126,7 +122,7 @@ public enum Daemon {
         let signals = SignalWatcher([SIGINT, SIGTERM, SIGUSR1])
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                await registry.runKeepAlive(lease: lease, mapping: ownMapping,
+                await registry.runKeepAlive(lease: lease, mapping: ownMapping, config: network,
                                             interval: keepAliveInterval)
             }
             group.addTask {

@@ -68,6 +68,9 @@ public final class EtcdClient: Datastore {
     private let endpoints: [Endpoint]
     private let http: HTTPClient
     private let logger: Logger
+    /// The logger handed to the HTTP client: its per-request debug lines are noise
+    /// unless the operator asked for trace.
+    private let httpLogger: Logger
     private let timeout: TimeAmount
     private let state = Mutex(State())
 
@@ -85,6 +88,9 @@ public final class EtcdClient: Datastore {
         }
         self.configuration = configuration
         self.logger = logger
+        var httpLogger = logger
+        httpLogger.logLevel = logger.logLevel == .trace ? .trace : max(logger.logLevel, .warning)
+        self.httpLogger = httpLogger
         let scheme = configuration.usesTLS ? "https" : "http"
         endpoints = try configuration.endpoints.map { raw in
             let trimmed = raw.trimmingCharacters(in: .whitespaces)
@@ -358,7 +364,7 @@ public final class EtcdClient: Datastore {
                       deadline: NIODeadline) async throws -> (status: Int, body: Data) {
         do {
             let response = try await http.execute(httpRequest(path, body: body, token: token, at: index),
-                                                  deadline: deadline, logger: logger)
+                                                  deadline: deadline, logger: httpLogger)
             let bytes = try await response.body.collect(upTo: 64 << 20)
             return (Int(response.status.code), Data(bytes.readableBytesView))
         } catch let error as CancellationError {
@@ -407,7 +413,7 @@ public final class EtcdClient: Datastore {
                 do {
                     token = try await self.token(for: index, refresh: false)
                     response = try await http.execute(httpRequest(path, body: body, token: token, at: index),
-                                                      deadline: .distantFuture, logger: logger)
+                                                      deadline: .distantFuture, logger: httpLogger)
                 } catch let failure as TransportFailure {
                     failures.append(.init(endpoint: name, reason: failure.reason))
                     break

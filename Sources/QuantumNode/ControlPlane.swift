@@ -14,6 +14,8 @@ enum ControlEvent: Sendable {
     case handshakeWanted(IPv4Address)
     /// A worker opened a packet with a responder session that was not yet confirmed.
     case sessionConfirmed(UInt32)
+    /// A worker received a transport packet for a session it does not know (rate-limited).
+    case unknownSession(from: UDPEndpoint)
     /// A worker authenticated a packet from a new address for the session's peer.
     case roamed(UInt32, to: UDPEndpoint)
     /// The datastore's view of the network changed.
@@ -33,6 +35,9 @@ final class ControlPlane: @unchecked Sendable {
     static let handshakeBacklog = 256
     /// How often timers are checked.
     static let tickMilliseconds = 250
+    /// How long sending without hearing back makes us start a new handshake
+    /// (the peer's keepalive timeout plus one handshake timeout).
+    static let newHandshakeTime: UInt64 = SessionLimits.keepaliveTimeout + SessionLimits.rekeyTimeout
     /// How long to keep retrying an unanswered handshake before waiting for new traffic.
     static let rekeyAttemptTime: UInt64 = 90 * SessionLimits.nanosecondsPerSecond
 
@@ -175,6 +180,11 @@ final class ControlPlane: @unchecked Sendable {
             peer.current = next
             peer.next = nil
             return true
+        case .unknownSession(let source):
+            // Unauthenticated, so it only ever starts a handshake with the peer at that address.
+            guard let peer = peers.values.first(where: { $0.endpoint == source }), peer.pending == nil else { return false }
+            logger.debug("\(peer.mapping.privateIP) uses a session this node does not have; starting a new one")
+            return initiate(peer, now: monotonicNanoseconds())
         case .roamed(let index, let endpoint):
             guard let address = owners[index], let peer = peers[address] else { return false }
             peer.signals.roamPending.store(false, ordering: .relaxed)
@@ -390,7 +400,15 @@ final class ControlPlane: @unchecked Sendable {
                 let lastSent = peer.signals.lastSent.load(ordering: .relaxed)
                 let lastReceived = peer.signals.lastReceived.load(ordering: .relaxed)
                 if lastReceived > lastSent, now - lastSent >= SessionLimits.keepaliveTimeout {
+                    // We received and have not answered: a keepalive tells the peer we are alive.
                     sendKeepalive(peer, session: session, to: endpoint, worker: 0)
+                } else if lastSent > lastReceived, peer.pending == nil,
+                          now - lastSent < ControlPlane.newHandshakeTime,
+                          now - max(lastReceived, session.createdAt) >= ControlPlane.newHandshakeTime {
+                    // We send but hear nothing back (a live peer answers within the keepalive
+                    // timeout): the peer has probably lost the session, e.g. by restarting.
+                    logger.debug("no answer from \(peer.mapping.privateIP) on its session; starting a new handshake")
+                    _ = initiate(peer, now: now)
                 }
             }
         }

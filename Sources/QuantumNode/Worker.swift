@@ -45,6 +45,10 @@ final class Worker: @unchecked Sendable {
     private let maximumPacket: Int
     private var table = ForwardingTable.empty
     private var tableGeneration: UInt64 = .max
+    /// When this worker last told the control thread about a packet for an unknown session.
+    private var lastUnknownSessionHint: UInt64 = 0
+    /// At most one such hint a second per worker: the packets are unauthenticated.
+    private static let unknownSessionHintInterval: UInt64 = 1_000_000_000
 
     init(index: Int, tun: PacketQueue, socket: UDPSocket, mtu: Int, tables: ForwardingTableHolder,
          control: ControlPlane, poller: Poller) {
@@ -166,6 +170,11 @@ final class Worker: @unchecked Sendable {
         }
         guard let inbound = table.inbound[receiver] else {
             counters.add(.dropNoSession)
+            // Typically a peer that still uses a session we lost by restarting: offer a new one.
+            if now &- lastUnknownSessionHint >= Worker.unknownSessionHintInterval {
+                lastUnknownSessionHint = now
+                control.post(.unknownSession(from: incoming.endpoint(slot)))
+            }
             return
         }
         switch inbound.session.open(message, worker: index) {
