@@ -53,6 +53,8 @@ final class ControlPlane: @unchecked Sendable {
         /// A responder session waiting for the initiator's first packet.
         var next: Session?
         var pending: PendingInitiation?
+        /// When the control thread last sent this peer a keepalive.
+        var lastKeepaliveSent: UInt64 = 0
         /// The newest initiation timestamp accepted from this peer (against replayed initiations).
         var newestTimestamp: TAI64N?
 
@@ -356,7 +358,7 @@ final class ControlPlane: @unchecked Sendable {
             session.seal($0.baseAddress!, payloadLength: 0, worker: workerCount, flags: 0)
         }
         guard let length else { return }
-        peer.signals.lastSent.store(monotonicNanoseconds(), ordering: .relaxed)
+        peer.lastKeepaliveSent = monotonicNanoseconds()
         counters.increment(.keepalivesSent)
         buffer.withUnsafeBytes { _ = sockets[worker].send(UnsafeRawBufferPointer(rebasing: $0[0..<length]), to: endpoint) }
     }
@@ -397,13 +399,16 @@ final class ControlPlane: @unchecked Sendable {
                 changed = true
             }
             if let session = peer.current, let endpoint = peer.endpoint {
-                let lastSent = peer.signals.lastSent.load(ordering: .relaxed)
+                let lastDataSent = peer.signals.lastDataSent.load(ordering: .relaxed)
                 let lastReceived = peer.signals.lastReceived.load(ordering: .relaxed)
-                if lastReceived > lastSent, now - lastSent >= SessionLimits.keepaliveTimeout {
-                    // We received and have not answered: a keepalive tells the peer we are alive.
+                let lastDataReceived = peer.signals.lastDataReceived.load(ordering: .relaxed)
+                if lastDataReceived > max(lastDataSent, peer.lastKeepaliveSent),
+                   now - lastDataReceived >= SessionLimits.keepaliveTimeout {
+                    // We received data and have sent nothing since: a keepalive tells the
+                    // peer we are alive (and holds NAT bindings open). Never in reply to a keepalive.
                     sendKeepalive(peer, session: session, to: endpoint, worker: 0)
-                } else if lastSent > lastReceived, peer.pending == nil,
-                          now - lastSent < ControlPlane.newHandshakeTime,
+                } else if lastDataSent > lastReceived, peer.pending == nil,
+                          now - lastDataSent < ControlPlane.newHandshakeTime,
                           now - max(lastReceived, session.createdAt) >= ControlPlane.newHandshakeTime {
                     // We send but hear nothing back (a live peer answers within the keepalive
                     // timeout): the peer has probably lost the session, e.g. by restarting.

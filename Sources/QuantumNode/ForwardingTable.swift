@@ -15,9 +15,12 @@ public final class PeerSignals: Sendable {
     let roamPending = Atomic<Bool>(false)
     /// Set when a worker opened a packet with the peer's not-yet-confirmed session.
     let confirmPending = Atomic<Bool>(false)
-    /// Monotonic time of the last data packet sent to / received from the peer.
-    let lastSent = Atomic<UInt64>(0)
+    /// Monotonic time of the last data packet (not keepalive) a worker sent to the peer.
+    let lastDataSent = Atomic<UInt64>(0)
+    /// Monotonic time of the last authenticated packet, keepalives included, from the peer.
     let lastReceived = Atomic<UInt64>(0)
+    /// Monotonic time of the last authenticated data packet from the peer.
+    let lastDataReceived = Atomic<UInt64>(0)
 
     init() {}
 

@@ -117,7 +117,7 @@ final class Worker: @unchecked Sendable {
                 requestHandshake(route)
                 continue
             }
-            route.signals.lastSent.store(now, ordering: .relaxed)
+            route.signals.lastDataSent.store(now, ordering: .relaxed)
             outgoing.prepare(ready, length: total, to: endpoint)
             counters.add(.txBytes, UInt64(length))
             ready += 1
@@ -190,6 +190,7 @@ final class Worker: @unchecked Sendable {
                 counters.add(.keepalivesReceived)
                 return
             }
+            inbound.signals.lastDataReceived.store(now, ordering: .relaxed)
             let packet = UnsafeRawBufferPointer(start: message.baseAddress! + offset, count: length)
             guard let source = IPPacket.ipv4Source(packet) else {
                 counters.add(.dropMalformed)
