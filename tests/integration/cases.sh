@@ -46,7 +46,7 @@ wait_up() {
         qt_step "waiting for n$n's $QT_DEV address"
         qt_wait_node_ip "$n" 30
         rc=$?
-        ((rc == 2)) && qt_fail "n$n exited before configuring $QT_DEV" "$n"
+        ((rc == 2)) && qt_fail "n$n exited (status ${QT_EXIT[n]:-?}) before configuring $QT_DEV" "$n"
         ((rc != 0)) && qt_fail "n$n has no IPv4 address on $QT_DEV after 30 s" "$n"
         qt_log "n$n is up at ${QT_IP[n]}"
     done

@@ -260,13 +260,13 @@ qt_node_start() {
     QT_DATA[n]=$data
     log=$(qt_node_log "$n")
     mkdir -p "$data"
-    printf '==== %(%H:%M:%S)T start n%s: %s\n' -1 "$n" "$*" >>"$log"
     local cmd=("$QT_BIN" --datastore-endpoints "$QT_HUB_IP:$QT_ETCD_PORT" --data-dir "$data"
         --listen-port "$QT_PORT" --device-name "$QT_DEV" --log-level "$QT_LOG_LEVEL" "$@")
     if [[ -n "${QT_GATE:-}" ]]; then
         # shellcheck disable=SC2016
         cmd=(/bin/sh -c 'while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@"' "$QT_GATE" "${cmd[@]}")
     fi
+    printf '==== %(%H:%M:%S)T start n%s in %s: %s\n' -1 "$n" "$ns" "${cmd[*]}" >>"$log"
     qt_spawn "$ns" "$log" "n$n" "${cmd[@]}"
     QT_PID[n]=$QT_LAST_PID
 }
@@ -301,7 +301,10 @@ qt_wait_node_ip() {
     while :; do
         ip=$(qt_node_ip "$n")
         if [[ -n $ip ]]; then QT_IP[n]=$ip; return 0; fi
-        qt_node_alive "$n" || return 2
+        if ! qt_node_alive "$n"; then
+            if wait "${QT_PID[n]}" 2>/dev/null; then QT_EXIT[n]=0; else QT_EXIT[n]=$?; fi
+            return 2
+        fi
         ((SECONDS < end)) || return 1
         sleep 0.2
     done

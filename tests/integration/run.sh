@@ -16,6 +16,10 @@
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Namespaces are qt-<runner pid>-hub, qt-<runner pid>-nN: concurrent runs on
+# one machine cannot collide (every address lives inside its own namespaces).
+: "${QT_NS_PREFIX:=qt-$$-}"
+export QT_NS_PREFIX
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 # shellcheck source=cases.sh
@@ -64,9 +68,7 @@ done
 ((${#missing[@]} == 0)) || { echo "integration: missing tools: ${missing[*]} (run scripts/install-deps.sh)" >&2; exit 1; }
 leftover=$(qt_existing_ns)
 if [[ -n $leftover ]]; then
-    echo "integration: namespaces with prefix '$QT_NS_PREFIX' already exist (another run, or left over):" >&2
-    printf '  %s\n' "${leftover//$'\n'/ }" >&2
-    echo "delete them with: ip netns del NAME" >&2
+    echo "integration: namespaces with prefix '$QT_NS_PREFIX' already exist: ${leftover//$'\n'/ }" >&2
     exit 1
 fi
 
