@@ -95,6 +95,10 @@ final class MappingTests: XCTestCase {
         XCTAssertEqual(try failure(changed("machineID", to: short)), "field 'machineID': '\(short)' is not 32 hex digits")
         let notHex = String(machineID.dropLast()) + "g"
         XCTAssertEqual(try failure(changed("machineID", to: notHex)), "field 'machineID': '\(notHex)' is not 32 hex digits")
+        // Character.isHexDigit also accepts fullwidth forms; a machine ID is ASCII only.
+        let fullwidth = String(machineID.dropLast()) + "\u{FF10}"
+        XCTAssertEqual(try failure(changed("machineID", to: fullwidth)),
+                       "field 'machineID': '\(fullwidth)' is not 32 hex digits")
         XCTAssertEqual(try failure(changed("machineID", to: nil)), "field 'machineID' is missing")
         XCTAssertEqual(try failure(changed("machineID", to: 42)), "field 'machineID' has the wrong type")
     }

@@ -156,7 +156,8 @@ final class AddressCandidateTests: XCTestCase {
         XCTAssertEqual(Array(config.dynamicCandidates(excluding: [address("10.99.4.0"), address("10.99.4.2")]).prefix(3)),
                        [address("10.99.4.1"), address("10.99.4.3"), address("10.99.4.4")])
         let all = Array(config.dynamicCandidates(excluding: []))
-        XCTAssertEqual(all.count, 65536 - 2 - 512 - 512)
+        // 65536 minus static and floating (10.99.0.0-10.99.3.255, which holds the network address) and the broadcast.
+        XCTAssertEqual(all.count, 65536 - 1024 - 1)
         XCTAssertEqual(all.first, address("10.99.4.0"))
         XCTAssertEqual(all.last, address("10.99.255.254"))
         XCTAssertEqual(all, all.sorted(), "lowest first")

@@ -24,7 +24,7 @@ final class PacketQueueTests: XCTestCase {
                        "empty queue reads 0")
 
         // The other direction works too.
-        XCTAssertTrue([9, 9].withUnsafeBytes { b.write($0.baseAddress!, length: 2) })
+        XCTAssertTrue(([9, 9] as [UInt8]).withUnsafeBytes { b.write($0.baseAddress!, length: 2) })
         XCTAssertEqual(buffer.withUnsafeMutableBytes { a.read(into: $0.baseAddress!, capacity: $0.count) }, 2)
         XCTAssertEqual(Array(buffer.prefix(2)), [9, 9])
     }
@@ -68,7 +68,7 @@ final class PollerTests: XCTestCase {
         let (a, b) = try PacketQueue.pair()
         let (c, d) = try PacketQueue.pair()
         defer { a.close(); b.close(); c.close(); d.close() }
-        XCTAssertTrue([1].withUnsafeBytes { a.write($0.baseAddress!, length: 1) })
+        XCTAssertTrue(([1] as [UInt8]).withUnsafeBytes { a.write($0.baseAddress!, length: 1) })
         // Readable in the first slot…
         var (ready, took) = elapsed { poller.wait((b.fileDescriptor, d.fileDescriptor), timeoutMilliseconds: 5000) }
         XCTAssertTrue(ready)
@@ -104,7 +104,7 @@ final class PollerTests: XCTestCase {
         let poller = try Poller()
         let (a, b) = try PacketQueue.pair()
         defer { a.close(); b.close() }
-        XCTAssertTrue([1].withUnsafeBytes { a.write($0.baseAddress!, length: 1) })
+        XCTAssertTrue(([1] as [UInt8]).withUnsafeBytes { a.write($0.baseAddress!, length: 1) })
         poller.wake()
         XCTAssertFalse(poller.wait((b.fileDescriptor, b.fileDescriptor), timeoutMilliseconds: 5000))
         poller.clearWake()

@@ -95,7 +95,7 @@ final class UDPSocketTests: XCTestCase {
         let a = try open(), b = try open()
         let big = [UInt8](0..<100)
         XCTAssertTrue(big.withUnsafeBytes { a.send($0, to: UDPEndpoint(loopback, port: b.localPort, family: .ipv4)) })
-        XCTAssertTrue([7, 7].withUnsafeBytes { a.send($0, to: UDPEndpoint(loopback, port: b.localPort, family: .ipv4)) })
+        XCTAssertTrue(([7, 7] as [UInt8]).withUnsafeBytes { a.send($0, to: UDPEndpoint(loopback, port: b.localPort, family: .ipv4)) })
         let small = DatagramBatch(capacity: 2, bufferSize: 16)
         var seen = 0
         while seen < 2 {
@@ -159,7 +159,7 @@ final class UDPSocketTests: XCTestCase {
             throw XCTSkip("no IPv6 loopback: \(error)")
         }
         XCTAssertEqual(a.family, .ipv6)
-        XCTAssertTrue([1, 2, 3].withUnsafeBytes { a.send($0, to: UDPEndpoint(IPv6Address("::1")!, port: b.localPort)) })
+        XCTAssertTrue(([1, 2, 3] as [UInt8]).withUnsafeBytes { a.send($0, to: UDPEndpoint(IPv6Address("::1")!, port: b.localPort)) })
         let incoming = DatagramBatch(capacity: 2, bufferSize: 64)
         XCTAssertEqual(receive(b, into: incoming, expected: 2), 1)
         XCTAssertEqual(contents(incoming, 0), [1, 2, 3])
@@ -172,7 +172,7 @@ final class UDPSocketTests: XCTestCase {
         let v6: UDPSocket
         do { v6 = try open(.ipv6, "127.0.0.1") } catch { throw XCTSkip("no dual-stack sockets: \(error)") }
         let v4 = try open()
-        XCTAssertTrue([9].withUnsafeBytes { v4.send($0, to: UDPEndpoint(loopback, port: v6.localPort, family: .ipv4)) })
+        XCTAssertTrue(([9] as [UInt8]).withUnsafeBytes { v4.send($0, to: UDPEndpoint(loopback, port: v6.localPort, family: .ipv4)) })
         let incoming = DatagramBatch(capacity: 1, bufferSize: 64)
         XCTAssertEqual(receive(v6, into: incoming, expected: 1), 1)
         let source = incoming.endpoint(0)
@@ -181,7 +181,7 @@ final class UDPSocketTests: XCTestCase {
         XCTAssertEqual(source.port, v4.localPort)
 
         // And answers it through the mapped endpoint.
-        XCTAssertTrue([8].withUnsafeBytes { v6.send($0, to: source) })
+        XCTAssertTrue(([8] as [UInt8]).withUnsafeBytes { v6.send($0, to: source) })
         XCTAssertEqual(receive(v4, into: incoming, expected: 1), 1)
         XCTAssertEqual(contents(incoming, 0), [8])
         XCTAssertEqual(incoming.endpoint(0), UDPEndpoint(loopback, port: v6.localPort, family: .ipv4))
