@@ -74,6 +74,7 @@ let package = Package(
         .executableTarget(name: "quantum", dependencies: ["QuantumCommand"]),
 
         .testTarget(name: "QuantumCoreTests", dependencies: ["QuantumCore"]),
+        .testTarget(name: "QuantumDeviceTests", dependencies: ["QuantumDevice", "QuantumCore"]),
         .testTarget(name: "QuantumCryptoTests", dependencies: ["QuantumCrypto", "QuantumCore"]),
         .testTarget(name: "QuantumDatastoreTests", dependencies: ["QuantumDatastore", "QuantumCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice"]),

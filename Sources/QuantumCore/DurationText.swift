@@ -22,7 +22,12 @@ public enum DurationText {
             case "d": scale = 86_400_000
             default: return nil
             }
-            total += number * scale
+            // Refuse, rather than trap on, totals past Int64 milliseconds (`999999999999d`).
+            let (part, overflow) = number.multipliedReportingOverflow(by: scale)
+            guard !overflow else { return nil }
+            let (sum, sumOverflow) = total.addingReportingOverflow(part)
+            guard !sumOverflow else { return nil }
+            total = sum
         }
         return total > 0 ? total : nil
     }

@@ -54,7 +54,7 @@ public struct Mapping: Equatable, Sendable, Codable {
             return address
         }
         machineID = try c.decode(String.self, forKey: .machineID)
-        guard machineID.count == 32, machineID.allSatisfy(\.isHexDigit) else {
+        guard machineID.count == 32, machineID.allSatisfy({ $0.isASCII && $0.isHexDigit }) else {
             throw bad(.machineID, "'\(machineID)' is not 32 hex digits")
         }
         guard let privateIP = try v4(.privateIP) else { throw bad(.privateIP, "missing") }

@@ -1,2 +1,0 @@
-import XCTest
-final class QuantumCoreTestsPlaceholder: XCTestCase { func testNothing() {} }
