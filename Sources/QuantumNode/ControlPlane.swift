@@ -254,7 +254,7 @@ final class ControlPlane: @unchecked Sendable {
 
     /// Sends an initiation to `peer` unless one is already in flight.
     private func initiate(_ peer: Peer, now: UInt64) -> Bool {
-        if let pending = peer.pending, now - pending.sentAt < SessionLimits.rekeyTimeout { return false }
+        if let pending = peer.pending, elapsed(since: pending.sentAt, now: now) < SessionLimits.rekeyTimeout { return false }
         guard let endpoint = peer.endpoint else {
             peer.signals.handshakeWanted.store(false, ordering: .relaxed)
             return false
@@ -380,8 +380,8 @@ final class ControlPlane: @unchecked Sendable {
     private func tick(now: UInt64) -> Bool {
         var changed = false
         for peer in peers.values {
-            if let pending = peer.pending, now - pending.sentAt >= SessionLimits.rekeyTimeout {
-                if now - pending.firstAttemptAt >= ControlPlane.rekeyAttemptTime {
+            if let pending = peer.pending, elapsed(since: pending.sentAt, now: now) >= SessionLimits.rekeyTimeout {
+                if elapsed(since: pending.firstAttemptAt, now: now) >= ControlPlane.rekeyAttemptTime {
                     owners[pending.localIndex] = nil
                     peer.pending = nil
                     peer.signals.handshakeWanted.store(false, ordering: .relaxed)
@@ -403,13 +403,13 @@ final class ControlPlane: @unchecked Sendable {
                 let lastReceived = peer.signals.lastReceived.load(ordering: .relaxed)
                 let lastDataReceived = peer.signals.lastDataReceived.load(ordering: .relaxed)
                 if lastDataReceived > max(lastDataSent, peer.lastKeepaliveSent),
-                   now - lastDataReceived >= SessionLimits.keepaliveTimeout {
+                   elapsed(since: lastDataReceived, now: now) >= SessionLimits.keepaliveTimeout {
                     // We received data and have sent nothing since: a keepalive tells the
                     // peer we are alive (and holds NAT bindings open). Never in reply to a keepalive.
                     sendKeepalive(peer, session: session, to: endpoint, worker: 0)
                 } else if lastDataSent > lastReceived, peer.pending == nil,
-                          now - lastDataSent < ControlPlane.newHandshakeTime,
-                          now - max(lastReceived, session.createdAt) >= ControlPlane.newHandshakeTime {
+                          elapsed(since: lastDataSent, now: now) < ControlPlane.newHandshakeTime,
+                          elapsed(since: max(lastReceived, session.createdAt), now: now) >= ControlPlane.newHandshakeTime {
                     // We send but hear nothing back (a live peer answers within the keepalive
                     // timeout): the peer has probably lost the session, e.g. by restarting.
                     logger.debug("no answer from \(peer.mapping.privateIP) on its session; starting a new handshake")
@@ -418,6 +418,12 @@ final class ControlPlane: @unchecked Sendable {
             }
         }
         return changed
+    }
+
+    /// Time from `since` to `now`, zero when a worker stamped `since` after the control
+    /// thread read `now` (the clocks are the same; the reads race).
+    private func elapsed(since: UInt64, now: UInt64) -> UInt64 {
+        now > since ? now - since : 0
     }
 
     // MARK: - Publishing
