@@ -70,18 +70,42 @@ public enum Daemon {
         return (v4, v6)
     }
 
+    /// Runs a start-up step against etcd, waiting out an etcd that cannot be reached or
+    /// answers with a server error (backoff 1 s doubling to 30 s); any other error is final.
+    private static func retryingWhileUnreachable<T>(logger: Logger, _ step: () async throws -> T) async throws -> T {
+        var backoff = Duration.seconds(1)
+        while true {
+            do {
+                return try await step()
+            } catch let error as DatastoreError {
+                switch error {
+                case .unreachable, .http(_, _, 500...599, _), .badResponse:
+                    logger.warning("etcd is not usable yet (\(error)); retrying in \(backoff)")
+                    try await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(30))
+                default:
+                    throw error
+                }
+            }
+        }
+    }
+
     private static func serve(configuration: Configuration, identity: Identity, keyPair: StaticKeyPair,
                               publicV4: IPv4Address?, publicV6: IPv6Address?, sockets: [UDPSocket],
                               store: EtcdClient, logger: Logger) async throws {
         let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
-        let network = try await registry.bootstrapConfig(proposed: configuration.network)
+        let network = try await retryingWhileUnreachable(logger: logger) {
+            try await registry.bootstrapConfig(proposed: configuration.network)
+        }
         let makeMapping = { (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey)
         }
         let preferred = try? Identity.lastPrivateIP(dataDir: configuration.dataDir)
-        let lease = try await registry.claim(address: configuration.privateIP, mapping: makeMapping, config: network,
-                                             machineID: identity.machineID, preferred: preferred ?? nil)
+        let lease = try await retryingWhileUnreachable(logger: logger) {
+            try await registry.claim(address: configuration.privateIP, mapping: makeMapping, config: network,
+                                     machineID: identity.machineID, preferred: preferred ?? nil)
+        }
         do {
             try Identity.recordPrivateIP(lease.address, dataDir: configuration.dataDir)
         } catch {

@@ -14,7 +14,7 @@ public enum HostEnvironment {
     public static func checkTunPrivileges() throws(MissingPrivilege) {
         if qt_has_cap_net_admin() != 1 {
             throw MissingPrivilege(description:
-                "quantum needs root or CAP_NET_ADMIN to create its TUN device (uid \(getuid()) has no CAP_NET_ADMIN)")
+                "root or CAP_NET_ADMIN is needed to create the TUN device (uid \(getuid()) has no CAP_NET_ADMIN)")
         }
         var status = stat()
         guard stat("/dev/net/tun", &status) == 0 else {

@@ -14,6 +14,7 @@ QT_CASES=(
     "replay_dropped 75"
     "tamper_dropped 75"
     "node_joins_running_mesh 90"
+    "refuses_without_privileges 30"
 )
 
 # qt_fail REASON [NODE...]: record why the case failed and which nodes' logs
@@ -335,4 +336,30 @@ tc_node_joins_running_mesh() {
     qt_wait_pid "$bg" 20 || qt_stop_pid "$bg"
     [[ $QT_LAST_RC == 0 ]] || qt_fail "background ping n1 -> n2 got no replies while n3 joined: $(tail -n 2 "$QT_WORK/bgping.log" | tr '\n' ' ')" 1 2
     qt_log "background ping n1 -> n2: $(grep -m1 'packet loss' "$QT_WORK/bgping.log")"
+}
+
+# ---- j ------------------------------------------------------------------------
+# Without CAP_NET_ADMIN, or without /dev/net/tun, start-up fails at once with one
+# line saying which, before touching etcd (none runs here, and the data
+# directory is not even created).
+tc_refuses_without_privileges() {
+    local rc err=$QT_WORK/n1.log
+    qt_step "start as uid 65534 without capabilities"
+    timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+        "$QT_BIN" --datastore-endpoints 127.0.0.1:9 --data-dir "$QT_WORK/np" </dev/null >"$err" 2>&1
+    rc=$?
+    ((rc != 0 && rc != 124)) || qt_fail "unprivileged start exited $rc" 1
+    grep -q 'CAP_NET_ADMIN' "$err" || qt_fail "unprivileged start: no word of CAP_NET_ADMIN" 1
+    (($(wc -l <"$err") == 1)) || qt_fail "unprivileged start printed more than one line" 1
+    [[ ! -e $QT_WORK/np ]] || qt_fail "unprivileged start created its data directory" 1
+    qt_log "refused: $(cat "$err")"
+    qt_step "start as root with /dev/net hidden"
+    timeout 10 unshare --mount sh -c 'mount -t tmpfs none /dev/net && exec "$@"' sh \
+        "$QT_BIN" --datastore-endpoints 127.0.0.1:9 --data-dir "$QT_WORK/nt" </dev/null >"$err" 2>&1
+    rc=$?
+    ((rc != 0 && rc != 124)) || qt_fail "start without /dev/net/tun exited $rc" 1
+    grep -q '/dev/net/tun' "$err" || qt_fail "start without /dev/net/tun: no word of /dev/net/tun" 1
+    (($(wc -l <"$err") == 1)) || qt_fail "start without /dev/net/tun printed more than one line" 1
+    [[ ! -e $QT_WORK/nt ]] || qt_fail "start without /dev/net/tun created its data directory" 1
+    qt_log "refused: $(cat "$err")"
 }

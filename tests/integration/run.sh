@@ -33,6 +33,13 @@ if [[ "${1:-}" == --case ]]; then
     trap 'exit 143' TERM
     trap 'exit 130' INT
     "tc_$case_name" || qt_fail "case function returned $?"
+    # A daemon that crashed (Swift runtime trap) fails the case even if the checks passed.
+    for log in "$QT_WORK"/n*.log; do
+        [[ -f $log ]] || continue
+        if grep -q -E 'crashed:|Fatal error|Swift runtime failure' "$log"; then
+            qt_fail "$(basename "$log" .log) crashed: $(grep -m1 -E 'Swift runtime failure|Fatal error' "$log")"
+        fi
+    done
     exit 0
 fi
 
