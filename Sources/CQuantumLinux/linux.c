@@ -60,19 +60,26 @@ done:
     return result;
 }
 
-int qt_recv_batch(int fd, struct qt_datagram *datagrams, unsigned count) {
-    if (count > QT_MAX_BATCH) count = QT_MAX_BATCH;
-    struct mmsghdr headers[QT_MAX_BATCH];
-    struct iovec vectors[QT_MAX_BATCH];
+// Fills the kernel's message headers for a batch: for receiving, whole buffers and
+// room for any address; for sending, the datagram lengths and their addresses.
+static void describe_batch(struct qt_datagram *datagrams, unsigned count, int receiving,
+                           struct mmsghdr *headers, struct iovec *vectors) {
     for (unsigned i = 0; i < count; i++) {
         vectors[i].iov_base = datagrams[i].buffer;
-        vectors[i].iov_len = datagrams[i].capacity;
+        vectors[i].iov_len = receiving ? datagrams[i].capacity : datagrams[i].length;
         memset(&headers[i], 0, sizeof headers[i]);
         headers[i].msg_hdr.msg_iov = &vectors[i];
         headers[i].msg_hdr.msg_iovlen = 1;
         headers[i].msg_hdr.msg_name = &datagrams[i].addr;
-        headers[i].msg_hdr.msg_namelen = sizeof datagrams[i].addr;
+        headers[i].msg_hdr.msg_namelen = receiving ? sizeof datagrams[i].addr : datagrams[i].addr_length;
     }
+}
+
+int qt_recv_batch(int fd, struct qt_datagram *datagrams, unsigned count) {
+    if (count > QT_MAX_BATCH) count = QT_MAX_BATCH;
+    struct mmsghdr headers[QT_MAX_BATCH];
+    struct iovec vectors[QT_MAX_BATCH];
+    describe_batch(datagrams, count, 1, headers, vectors);
     int received;
     do {
         received = recvmmsg(fd, headers, count, MSG_DONTWAIT, NULL);
@@ -90,15 +97,7 @@ int qt_send_batch(int fd, struct qt_datagram *datagrams, unsigned count) {
     if (count > QT_MAX_BATCH) count = QT_MAX_BATCH;
     struct mmsghdr headers[QT_MAX_BATCH];
     struct iovec vectors[QT_MAX_BATCH];
-    for (unsigned i = 0; i < count; i++) {
-        vectors[i].iov_base = datagrams[i].buffer;
-        vectors[i].iov_len = datagrams[i].length;
-        memset(&headers[i], 0, sizeof headers[i]);
-        headers[i].msg_hdr.msg_iov = &vectors[i];
-        headers[i].msg_hdr.msg_iovlen = 1;
-        headers[i].msg_hdr.msg_name = &datagrams[i].addr;
-        headers[i].msg_hdr.msg_namelen = datagrams[i].addr_length;
-    }
+    describe_batch(datagrams, count, 0, headers, vectors);
     unsigned sent = 0;
     while (sent < count) {
         int result = sendmmsg(fd, headers + sent, count - sent, 0);

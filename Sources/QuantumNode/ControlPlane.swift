@@ -92,7 +92,7 @@ final class ControlPlane: @unchecked Sendable {
     private let useIPv6: Bool
     private let tables: ForwardingTableHolder
     private let logger: Logger
-    let counters = ControlCounters()
+    let counters = CounterSet<ControlCounter>()
 
     private let events = Mutex<[ControlEvent]>([])
     private let wakeup = DispatchSemaphore(value: 0)
@@ -274,7 +274,7 @@ final class ControlPlane: @unchecked Sendable {
         if let old = peer.pending { owners[old.localIndex] = nil }
         peer.pending = PendingInitiation(state: state, localIndex: index, sentAt: now,
                                          firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
-        counters.increment(.handshakesInitiated)
+        counters.add(.handshakesInitiated)
         logger.debug("handshake initiation to \(peer.mapping.privateIP) at \(endpoint)")
         message.withUnsafeBytes { _ = sockets[0].send($0, to: endpoint) }
         return false
@@ -286,17 +286,17 @@ final class ControlPlane: @unchecked Sendable {
         do {
             initiation = try handshaker.consumeInitiation(message)
         } catch {
-            counters.increment(.handshakesRejected)
+            counters.add(.handshakesRejected)
             logger.debug("initiation from \(source) rejected: \(error)")
             return false
         }
         guard let peer = peers.values.first(where: { $0.mapping.publicKey == initiation.peerPublicKey }) else {
-            counters.increment(.handshakesRejected)
+            counters.add(.handshakesRejected)
             logger.debug("initiation from \(source) with a key no mapping carries; ignored")
             return false
         }
         if let newest = peer.newestTimestamp, initiation.timestamp <= newest {
-            counters.increment(.handshakesRejected)
+            counters.add(.handshakesRejected)
             logger.debug("initiation from \(peer.mapping.privateIP) replays an old timestamp; ignored")
             return false
         }
@@ -310,14 +310,14 @@ final class ControlPlane: @unchecked Sendable {
             session = try Session(keys: keys, workers: workerCount + 1, now: monotonicNanoseconds())
         } catch {
             owners[index] = nil
-            counters.increment(.handshakesRejected)
+            counters.add(.handshakesRejected)
             logger.warning("cannot answer the handshake of \(peer.mapping.privateIP): \(error)")
             return false
         }
         retire(peer.next)
         peer.next = session
         peer.endpoint = source
-        counters.increment(.handshakesCompleted)
+        counters.add(.handshakesCompleted)
         logger.debug("handshake with \(peer.mapping.privateIP) answered (session \(index))")
         response.withUnsafeBytes { _ = sockets[worker].send($0, to: source) }
         return true
@@ -327,7 +327,7 @@ final class ControlPlane: @unchecked Sendable {
     private func complete(with message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int) -> Bool {
         guard let receiver = HandshakeResponse.receiverIndex(message), let address = owners[receiver],
               let peer = peers[address], let pending = peer.pending, pending.localIndex == receiver else {
-            counters.increment(.handshakesRejected)
+            counters.add(.handshakesRejected)
             return false
         }
         let session: Session
@@ -335,7 +335,7 @@ final class ControlPlane: @unchecked Sendable {
             let keys = try handshaker.consumeResponse(message, state: pending.state)
             session = try Session(keys: keys, workers: workerCount + 1, now: monotonicNanoseconds())
         } catch {
-            counters.increment(.handshakesRejected)
+            counters.add(.handshakesRejected)
             logger.debug("response from \(source) rejected: \(error)")
             return false
         }
@@ -345,7 +345,7 @@ final class ControlPlane: @unchecked Sendable {
         peer.current = session
         peer.endpoint = source
         peer.signals.handshakeWanted.store(false, ordering: .relaxed)
-        counters.increment(.handshakesCompleted)
+        counters.add(.handshakesCompleted)
         logger.debug("handshake with \(address) complete (session \(receiver))")
         // Confirm the session to the responder at once, so it can send with it.
         sendKeepalive(peer, session: session, to: source, worker: worker)
@@ -359,7 +359,7 @@ final class ControlPlane: @unchecked Sendable {
         }
         guard let length else { return }
         peer.lastKeepaliveSent = monotonicNanoseconds()
-        counters.increment(.keepalivesSent)
+        counters.add(.keepalivesSent)
         buffer.withUnsafeBytes { _ = sockets[worker].send(UnsafeRawBufferPointer(rebasing: $0[0..<length]), to: endpoint) }
     }
 
@@ -385,7 +385,7 @@ final class ControlPlane: @unchecked Sendable {
                     owners[pending.localIndex] = nil
                     peer.pending = nil
                     peer.signals.handshakeWanted.store(false, ordering: .relaxed)
-                    counters.increment(.handshakeTimeouts)
+                    counters.add(.handshakeTimeouts)
                     logger.debug("no handshake response from \(peer.mapping.privateIP); giving up until there is traffic")
                 } else {
                     _ = initiate(peer, now: now)

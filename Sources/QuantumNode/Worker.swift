@@ -35,7 +35,7 @@ final class Worker: @unchecked Sendable {
     let index: Int
     let tun: PacketQueue
     let socket: UDPSocket
-    let counters = WorkerCounters()
+    let counters = CounterSet<WorkerCounter>()
     private let tables: ForwardingTableHolder
     private let control: ControlPlane
     private let poller: Poller
