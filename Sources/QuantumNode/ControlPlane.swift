@@ -12,6 +12,8 @@ enum ControlEvent: Sendable {
     case handshake([UInt8], from: UDPEndpoint, worker: Int)
     /// A worker has traffic for a peer but no usable session.
     case handshakeWanted(IPv4Address)
+    /// A packet for a peer without a session, to send once the handshake completes.
+    case stage(IPv4Address, [UInt8])
     /// A worker opened a packet with a responder session that was not yet confirmed.
     case sessionConfirmed(UInt32)
     /// A worker received a transport packet for a session it does not know (rate-limited).
@@ -35,6 +37,8 @@ final class ControlPlane: @unchecked Sendable {
     static let handshakeBacklog = 256
     /// How often timers are checked.
     static let tickMilliseconds = 250
+    /// Most packets kept per peer while its handshake runs (the newest are kept).
+    static let stagedPacketLimit = 16
     /// How long sending without hearing back makes us start a new handshake
     /// (the peer's keepalive timeout plus one handshake timeout).
     static let newHandshakeTime: UInt64 = SessionLimits.keepaliveTimeout + SessionLimits.rekeyTimeout
@@ -53,6 +57,8 @@ final class ControlPlane: @unchecked Sendable {
         /// A responder session waiting for the initiator's first packet.
         var next: Session?
         var pending: PendingInitiation?
+        /// Packets waiting for a session, oldest first.
+        var staged: [[UInt8]] = []
         /// When the control thread last sent this peer a keepalive.
         var lastKeepaliveSent: UInt64 = 0
         /// The newest initiation timestamp accepted from this peer (against replayed initiations).
@@ -68,6 +74,8 @@ final class ControlPlane: @unchecked Sendable {
         /// Forgets every session. Keys are wiped when the last reference goes: a worker
         /// may still be sealing with one from the previous table, so never wipe here.
         func forgetSessions() {
+            staged.removeAll()
+            signals.staged.store(0, ordering: .relaxed)
             current = nil
             previous = nil
             next = nil
@@ -164,6 +172,14 @@ final class ControlPlane: @unchecked Sendable {
         switch event {
         case .mappings(let mappings):
             return apply(mappings)
+        case .stage(let address, let packet):
+            guard let peer = peers[address] else { return false }
+            peer.staged.append(packet)
+            if peer.staged.count > ControlPlane.stagedPacketLimit {
+                peer.staged.removeFirst()
+                counters.add(.stagedDropped)
+            }
+            return false
         case .handshakeWanted(let address):
             guard let peer = peers[address] else { return false }
             return initiate(peer, now: monotonicNanoseconds())
@@ -181,6 +197,7 @@ final class ControlPlane: @unchecked Sendable {
             peer.previous = peer.current
             peer.current = next
             peer.next = nil
+            sendStaged(peer)
             return true
         case .unknownSession(let source):
             // Unauthenticated, so it only ever starts a handshake with the peer at that address.
@@ -349,6 +366,7 @@ final class ControlPlane: @unchecked Sendable {
         logger.debug("handshake with \(address) complete (session \(receiver))")
         // Confirm the session to the responder at once, so it can send with it.
         sendKeepalive(peer, session: session, to: source, worker: worker)
+        sendStaged(peer)
         return true
     }
 
@@ -361,6 +379,26 @@ final class ControlPlane: @unchecked Sendable {
         peer.lastKeepaliveSent = monotonicNanoseconds()
         counters.add(.keepalivesSent)
         buffer.withUnsafeBytes { _ = sockets[worker].send(UnsafeRawBufferPointer(rebasing: $0[0..<length]), to: endpoint) }
+    }
+
+    /// Seals and sends the packets that waited for this peer's session.
+    private func sendStaged(_ peer: Peer) {
+        defer {
+            peer.staged.removeAll()
+            peer.signals.staged.store(0, ordering: .relaxed)
+        }
+        guard !peer.staged.isEmpty, let session = peer.current, let endpoint = peer.endpoint else { return }
+        for packet in peer.staged {
+            var message = [UInt8](repeating: 0, count: packet.count + WireFormat.transportOverhead)
+            message.replaceSubrange(WireFormat.transportHeaderSize..<WireFormat.transportHeaderSize + packet.count, with: packet)
+            let length = message.withUnsafeMutableBytes {
+                session.seal($0.baseAddress!, payloadLength: packet.count, worker: workerCount, flags: 0)
+            }
+            guard let length else { break }
+            message.withUnsafeBytes { _ = sockets[0].send(UnsafeRawBufferPointer(rebasing: $0[0..<length]), to: endpoint) }
+            counters.add(.stagedSent)
+        }
+        peer.signals.lastDataSent.store(monotonicNanoseconds(), ordering: .relaxed)
     }
 
     /// A random local index not in use.
@@ -385,6 +423,9 @@ final class ControlPlane: @unchecked Sendable {
                     owners[pending.localIndex] = nil
                     peer.pending = nil
                     peer.signals.handshakeWanted.store(false, ordering: .relaxed)
+                    counters.add(.stagedDropped, UInt64(peer.staged.count))
+                    peer.staged.removeAll()
+                    peer.signals.staged.store(0, ordering: .relaxed)
                     counters.add(.handshakeTimeouts)
                     logger.debug("no handshake response from \(peer.mapping.privateIP); giving up until there is traffic")
                 } else {

@@ -57,6 +57,7 @@ public enum WorkerCounter: Int, CounterName {
 /// What the control plane counts (written by the control thread only).
 public enum ControlCounter: Int, CounterName {
     case handshakesInitiated, handshakesCompleted, handshakesRejected, handshakeTimeouts, keepalivesSent
+    case stagedSent, stagedDropped
 
     public var label: String {
         switch self {
@@ -65,6 +66,8 @@ public enum ControlCounter: Int, CounterName {
         case .handshakesRejected: "handshakes_rejected"
         case .handshakeTimeouts: "handshake_timeouts"
         case .keepalivesSent: "keepalives_sent"
+        case .stagedSent: "staged_sent"
+        case .stagedDropped: "staged_dropped"
         }
     }
 }

@@ -11,6 +11,9 @@ import Synchronization
 public final class PeerSignals: Sendable {
     /// Set when a worker needs a (new) session with this peer.
     let handshakeWanted = Atomic<Bool>(false)
+    /// Packets handed to the control thread to send once a session exists (approximate:
+    /// workers add, the control thread resets it when it sends or drops them).
+    let staged = Atomic<Int>(0)
     /// Set when a worker saw an authenticated packet from an address other than the known endpoint.
     let roamPending = Atomic<Bool>(false)
     /// Set when a worker opened a packet with the peer's not-yet-confirmed session.

@@ -107,14 +107,12 @@ final class Worker: @unchecked Sendable {
                 continue
             }
             guard let session = route.session, let endpoint = route.endpoint else {
-                counters.add(.dropNoSession)
-                requestHandshake(route)
+                stage(packet, for: route)
                 continue
             }
             if session.shouldRekey(now: now) { requestHandshake(route) }
             guard let total = session.seal(buffer, payloadLength: length, worker: index, flags: 0) else {
-                counters.add(.dropNoSession)
-                requestHandshake(route)
+                stage(packet, for: route)
                 continue
             }
             route.signals.lastDataSent.store(now, ordering: .relaxed)
@@ -128,6 +126,19 @@ final class Worker: @unchecked Sendable {
             if accepted < ready { counters.add(.dropSendFailed, UInt64(ready - accepted)) }
         }
         return read
+    }
+
+    /// Hands a packet for a peer without a usable session to the control thread, which
+    /// sends it when the handshake completes (the only copy on this path, and it is
+    /// off the steady state); past `ControlPlane.stagedPacketLimit` it is dropped.
+    private func stage(_ packet: UnsafeRawBufferPointer, for route: ForwardingTable.Route) {
+        if route.signals.staged.load(ordering: .relaxed) < ControlPlane.stagedPacketLimit {
+            route.signals.staged.wrappingAdd(1, ordering: .relaxed)
+            control.post(.stage(route.privateIP, Array(packet)))
+        } else {
+            counters.add(.dropNoSession)
+        }
+        requestHandshake(route)
     }
 
     @inline(__always)

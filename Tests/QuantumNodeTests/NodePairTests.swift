@@ -97,6 +97,18 @@ final class NodePairTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(b.node.counters()["rx_packets"] ?? 0, 1)
     }
 
+    func testFirstPacketWaitsForTheHandshakeInsteadOfBeingDropped() throws {
+        let a = try makeSide("10.99.4.1")
+        let b = try makeSide("10.99.4.2")
+        connect([a, b])
+        usleep(300_000) // let both control threads take the mappings
+        let first = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("first".utf8))
+        send(first, into: a)
+        XCTAssertEqual(receive(from: b, seconds: 3), first)
+        XCTAssertEqual(a.node.counters()["staged_sent"], 1)
+        XCTAssertEqual(a.node.counters()["drop_no_session"], 0)
+    }
+
     func testUnknownDestinationIsDroppedAndCounted() throws {
         let a = try makeSide("10.99.4.1")
         let b = try makeSide("10.99.4.2")
