@@ -26,18 +26,22 @@ final class NodePairTests: XCTestCase {
         super.tearDown()
     }
 
-    private func makeSide(_ address: String, keyPair: StaticKeyPair = .generate()) throws -> Side {
+    /// One engine with its socket on IPv4 loopback, or (with `overIPv6`) on `::1` with IPv4 disabled.
+    private func makeSide(_ address: String, keyPair: StaticKeyPair = .generate(), overIPv6: Bool = false) throws -> Side {
         let (engineEnd, kernelEnd) = try PacketQueue.pair()
         descriptors += [engineEnd, kernelEnd]
-        let socket = try UDPSocket(family: .ipv4, bindAddress: "127.0.0.1", port: 0)
+        let socket = overIPv6
+            ? try UDPSocket(family: .ipv6, bindAddress: "::1", port: 0, ipv6Only: true)
+            : try UDPSocket(family: .ipv4, bindAddress: "127.0.0.1", port: 0)
         descriptors.append(PacketQueue(fileDescriptor: socket.fileDescriptor))
         let privateIP = IPv4Address(address)!
         var logger = Logger(label: "test-\(address)")
         logger.logLevel = .warning
-        let node = try Node(settings: .init(privateIP: privateIP, mtu: 1420, useIPv4: true, useIPv6: false),
+        let node = try Node(settings: .init(privateIP: privateIP, mtu: 1420, useIPv4: !overIPv6, useIPv6: overIPv6),
                             keyPair: keyPair, queues: [engineEnd], sockets: [socket], logger: logger)
         let mapping = Mapping(machineID: String(repeating: "ab", count: 16), privateIP: privateIP,
-                              ipv4: IPv4Address("127.0.0.1"), ipv6: nil, port: socket.localPort,
+                              ipv4: overIPv6 ? nil : IPv4Address("127.0.0.1"),
+                              ipv6: overIPv6 ? IPv6Address("::1") : nil, port: socket.localPort,
                               publicKey: keyPair.publicKey)
         started.append(node)
         node.start()
@@ -107,6 +111,16 @@ final class NodePairTests: XCTestCase {
         XCTAssertEqual(receive(from: b, seconds: 3), first)
         XCTAssertEqual(a.node.counters()["staged_sent"], 1)
         XCTAssertEqual(a.node.counters()["drop_no_session"], 0)
+    }
+
+    func testPacketsCrossOverAnIPv6Underlay() throws {
+        let a = try makeSide("10.99.4.1", overIPv6: true)
+        let b = try makeSide("10.99.4.2", overIPv6: true)
+        connect([a, b])
+        let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("over v6".utf8))
+        XCTAssertEqual(deliver(forth, from: a, to: b), forth)
+        let back = packet(from: "10.99.4.2", to: "10.99.4.1", payload: Array("and back".utf8))
+        XCTAssertEqual(deliver(back, from: b, to: a), back)
     }
 
     func testUnknownDestinationIsDroppedAndCounted() throws {
