@@ -101,10 +101,16 @@ public enum Daemon {
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey)
         }
-        let preferred = try? Identity.lastPrivateIP(dataDir: configuration.dataDir)
+        let preferred: IPv4Address?
+        do {
+            preferred = try Identity.lastPrivateIP(dataDir: configuration.dataDir)
+        } catch {
+            logger.warning("\(error); asking for any free address instead")
+            preferred = nil
+        }
         let lease = try await retryingWhileUnreachable(logger: logger) {
             try await registry.claim(address: configuration.privateIP, mapping: makeMapping, config: network,
-                                     machineID: identity.machineID, preferred: preferred ?? nil)
+                                     machineID: identity.machineID, preferred: preferred)
         }
         do {
             try Identity.recordPrivateIP(lease.address, dataDir: configuration.dataDir)
