@@ -263,50 +263,49 @@ capture_transport() {
     capture_stop
 }
 
+# resend_counts COUNTER PCAP [--flip]: resend one captured n1 -> n2 transport
+# packet (with --flip, one ciphertext byte flipped) from n1's namespace and
+# check that n2's COUNTER went up and that n1 still reaches n2.
+resend_counts() {
+    local name=$1 pcap=$2 before after out
+    shift 2
+    before=$(counter 2 "$name") || qt_fail "no counters line with $name after SIGUSR1 ($before)" 2
+    out=$(ip netns exec "$(qt_ns 1)" timeout 10 python3 "$QT_LIB_DIR/pcap_replay.py" "$pcap" \
+        --to "$(qt_underlay_ip 2)" --port "$QT_PORT" "$@" 2>&1) || qt_fail "pcap_replay: $out"
+    qt_log "$out"
+    sleep 1
+    after=$(counter 2 "$name") || qt_fail "no counters after resending ($after)" 2
+    ((after > before)) || qt_fail "$name did not increase ($before -> $after); $out" 2
+    qt_log "$name $before -> $after"
+    must_ping 1 2 10
+}
+
 # Resend an A->B transport packet B already accepted: drop_replay goes up.
 tc_replay_dropped() {
-    local before after out
     setup 2
     qt_node_start 1
     qt_node_start 2
     wait_up 1 2
     must_ping 1 2
-    before=$(counter 2 drop_replay) || qt_fail "no counters line with drop_replay after SIGUSR1 ($before)" 2
     qt_step "capturing n1 -> n2 transport packets"
     capture_transport "$QT_WORK/g.pcap"
-    out=$(ip netns exec "$(qt_ns 1)" timeout 10 python3 "$QT_LIB_DIR/pcap_replay.py" "$QT_WORK/g.pcap" \
-        --to "$(qt_underlay_ip 2)" --port "$QT_PORT" 2>&1) || qt_fail "pcap_replay: $out"
-    qt_log "$out"
-    sleep 1
-    after=$(counter 2 drop_replay) || qt_fail "no counters after replay ($after)" 2
-    ((after > before)) || qt_fail "drop_replay did not increase ($before -> $after); $out" 2
-    qt_log "drop_replay $before -> $after"
-    must_ping 1 2 5
+    resend_counts drop_replay "$QT_WORK/g.pcap"
 }
 
 # Flip a ciphertext byte of an A->B packet that B never received (its bridge
 # port was closed during the capture, so the replay window cannot claim it
 # first): drop_auth goes up.
 tc_tamper_dropped() {
-    local before after out
     setup 2
     qt_node_start 1
     qt_node_start 2
     wait_up 1 2
     must_ping 1 2
-    before=$(counter 2 drop_auth) || qt_fail "no counters line with drop_auth after SIGUSR1 ($before)" 2
     qt_step "capturing n1 -> n2 transport packets with n2's bridge port closed"
     qt_port_state 2 disabled || qt_fail "cannot close n2's bridge port"
     capture_transport "$QT_WORK/h.pcap"
     qt_port_state 2 forwarding || qt_fail "cannot reopen n2's bridge port"
-    out=$(ip netns exec "$(qt_ns 1)" timeout 10 python3 "$QT_LIB_DIR/pcap_replay.py" "$QT_WORK/h.pcap" \
-        --to "$(qt_underlay_ip 2)" --port "$QT_PORT" --flip 2>&1) || qt_fail "pcap_replay: $out"
-    qt_log "$out"
-    sleep 1
-    after=$(counter 2 drop_auth) || qt_fail "no counters after tampering ($after)" 2
-    ((after > before)) || qt_fail "drop_auth did not increase ($before -> $after); $out" 2
-    qt_log "drop_auth $before -> $after"
-    must_ping 1 2 10
+    resend_counts drop_auth "$QT_WORK/h.pcap" --flip
 }
 
 # ---- i ------------------------------------------------------------------------
