@@ -203,34 +203,33 @@ tc_restart_keeps_address() {
 # ---- e ------------------------------------------------------------------------
 # A static address held by another machine, and one outside the network, are
 # refused at start-up with a non-zero exit.
+
+# expect_refused ADDRESS PATTERN: a second machine (fresh data dir) in n2's
+# namespace claiming --private-ip ADDRESS exits non-zero within 30 s with PATTERN.
+expect_refused() {
+    local address=$1 pattern=$2 rc err=$QT_WORK/refused.err data
+    data=$QT_WORK/n2.$address
+    mkdir -p "$data"
+    timeout 30 ip netns exec "$(qt_ns 2)" "$QT_BIN" --datastore-endpoints "$QT_HUB_IP:$QT_ETCD_PORT" \
+        --data-dir "$data" --listen-port "$QT_PORT" --device-name "$QT_DEV" \
+        --private-ip "$address" </dev/null >"$err" 2>&1
+    rc=$?
+    cp "$err" "$QT_WORK/n2.log"
+    ((rc == 124)) && qt_fail "node claiming $address still running after 30 s" 2
+    ((rc == 0)) && qt_fail "node claiming $address exited 0" 2
+    grep -q "$pattern" "$err" || qt_fail "claiming $address: exit $rc but stderr lacks '$pattern'" 2
+    qt_log "$address refused (exit $rc): $(grep -m1 "$pattern" "$err")"
+}
+
 tc_static_ip_refused() {
-    local rc err=$QT_WORK/refused.err
     setup 2
     qt_node_start 1 --private-ip 10.99.0.10
     wait_up 1
     [[ ${QT_IP[1]} == 10.99.0.10 ]] || qt_fail "n1 got ${QT_IP[1]}, not 10.99.0.10" 1
     qt_step "second machine claims 10.99.0.10"
-    mkdir -p "$QT_WORK/n2.other"
-    timeout 30 ip netns exec "$(qt_ns 2)" "$QT_BIN" --datastore-endpoints "$QT_HUB_IP:$QT_ETCD_PORT" \
-        --data-dir "$QT_WORK/n2.other" --listen-port "$QT_PORT" --device-name "$QT_DEV" \
-        --private-ip 10.99.0.10 </dev/null >"$err" 2>&1
-    rc=$?
-    cp "$err" "$QT_WORK/n2.log"
-    ((rc == 124)) && qt_fail "node claiming a held address still running after 30 s" 2
-    ((rc == 0)) && qt_fail "node claiming a held address exited 0" 2
-    grep -q 'is held by machine' "$err" || qt_fail "exit $rc but stderr lacks 'is held by machine'" 2
-    qt_log "held address refused (exit $rc): $(grep -m1 'is held by machine' "$err")"
+    expect_refused 10.99.0.10 'is held by machine'
     qt_step "claim 192.168.1.1 (outside the network)"
-    mkdir -p "$QT_WORK/n2.outside"
-    timeout 30 ip netns exec "$(qt_ns 2)" "$QT_BIN" --datastore-endpoints "$QT_HUB_IP:$QT_ETCD_PORT" \
-        --data-dir "$QT_WORK/n2.outside" --listen-port "$QT_PORT" --device-name "$QT_DEV" \
-        --private-ip 192.168.1.1 </dev/null >"$err" 2>&1
-    rc=$?
-    cp "$err" "$QT_WORK/n2.log"
-    ((rc == 124)) && qt_fail "node claiming 192.168.1.1 still running after 30 s" 2
-    ((rc == 0)) && qt_fail "node claiming 192.168.1.1 exited 0" 2
-    grep -q 'outside' "$err" || qt_fail "exit $rc but stderr lacks 'outside'" 2
-    qt_log "outside address refused (exit $rc): $(grep -m1 'outside' "$err")"
+    expect_refused 192.168.1.1 'outside'
     if ! qt_node_alive 1 || [[ $(qt_node_ip 1) != 10.99.0.10 ]]; then
         qt_fail "n1 died or lost 10.99.0.10 meanwhile" 1
     fi
