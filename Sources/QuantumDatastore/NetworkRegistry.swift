@@ -56,6 +56,9 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
 public final class NetworkRegistry: Sendable {
     private let store: any Datastore
     private let logger: Logger
+    /// Versions (`key@modRevision`) of unusable node values already warned about, so each
+    /// bad value is reported once, not at every resync.
+    private let reportedBadValues = Mutex<Set<String>>([])
     /// The key prefix, without a trailing slash (e.g. `/quantum`).
     public let prefix: String
 
@@ -286,28 +289,45 @@ public final class NetworkRegistry: Sendable {
         }
     }
 
-    /// Parses one node key/value; nil (with a warning naming the key) when it is unusable.
+    /// Parses one node key/value; nil (with a warning naming the key, once per version) when it is unusable.
     private func parseNode(_ item: KeyValue) -> (IPv4Address, Mapping)? {
         let suffix = item.key.dropFirst(nodesPrefix.count)
         guard let address = IPv4Address(suffix) else {
-            logger.warning("skipping a node key that is not an IPv4 address", metadata: ["key": "\(item.key)"])
+            if firstReport(of: item) {
+                logger.warning("skipping a node key that is not an IPv4 address", metadata: ["key": "\(item.key)"])
+            }
             return nil
         }
         let mapping: Mapping
         do {
             mapping = try Mapping.parse(json: item.value)
         } catch {
-            logger.warning("skipping a mapping that does not parse",
-                           metadata: ["key": "\(item.key)", "problem": "\(describeDecodingError(error))"])
+            if firstReport(of: item) {
+                logger.warning("skipping a mapping that does not parse",
+                               metadata: ["key": "\(item.key)", "problem": "\(describeDecodingError(error))"])
+            }
             return nil
         }
         guard mapping.privateIP == address else {
-            logger.warning("skipping a mapping whose privateIP differs from its key",
-                           metadata: ["key": "\(item.key)", "privateIP": "\(mapping.privateIP)"])
+            if firstReport(of: item) {
+                logger.warning("skipping a mapping whose privateIP differs from its key",
+                               metadata: ["key": "\(item.key)", "privateIP": "\(mapping.privateIP)"])
+            }
             return nil
         }
         return (address, mapping)
     }
+
+    /// True the first time this version of a bad value is seen. The memory is bounded:
+    /// past `reportedBadValuesLimit` versions it starts afresh (and repeats warnings).
+    private func firstReport(of item: KeyValue) -> Bool {
+        reportedBadValues.withLock { reported in
+            if reported.count >= Self.reportedBadValuesLimit { reported.removeAll() }
+            return reported.insert("\(item.key)@\(item.modRevision)").inserted
+        }
+    }
+
+    private static let reportedBadValuesLimit = 4096
 
     /// Keeps a local copy of every node mapping and reports each new version of it.
     ///

@@ -253,6 +253,18 @@ final class NetworkRegistryTests: XCTestCase {
             log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.43").count == 1
         }
         XCTAssertEqual(maps.get().last?.keys.sorted(), [Fixtures.address("10.99.0.41")])
+
+        // A resync reads the same bad values again: each version is reported once only.
+        store.dropWatches(reason: "forced resync")
+        try await eventually("watch failure logged") { log.matching(.warning, "mapping sync failed", "forced resync").count == 1 }
+        try await Task.sleep(for: .seconds(2))  // the backoff (1 s), then the full list again
+        XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.40").count, 1)
+        XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.43").count, 1)
+        // A new bad version of a key is reported again.
+        try await store.put("/quantum/nodes/10.99.0.40", value: Array("still not json".utf8), lease: nil)
+        try await eventually("warning for the new bad version") {
+            log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.40").count == 2
+        }
         task.cancel()
         await task.value
     }
