@@ -340,24 +340,27 @@ tc_node_joins_running_mesh() {
 # Without CAP_NET_ADMIN, or without /dev/net/tun, start-up fails at once with one
 # line saying which, before touching etcd (none runs here, and the data
 # directory is not even created).
+# refused_in_one_line WHAT PATTERN DATADIR CMD...: CMD (a quantum start with
+# --data-dir DATADIR) exits non-zero within 10 s, printing one line with PATTERN
+# and creating no data directory.
+refused_in_one_line() {
+    local what=$1 pattern=$2 data=$3 rc err=$QT_WORK/n1.log
+    shift 3
+    qt_step "$what"
+    timeout 10 "$@" </dev/null >"$err" 2>&1
+    rc=$?
+    ((rc != 0 && rc != 124)) || qt_fail "$what: exited $rc" 1
+    grep -q -- "$pattern" "$err" || qt_fail "$what: no word of $pattern" 1
+    (($(wc -l <"$err") == 1)) || qt_fail "$what: printed more than one line" 1
+    [[ ! -e $data ]] || qt_fail "$what: created its data directory" 1
+    qt_log "refused: $(cat "$err")"
+}
+
 tc_refuses_without_privileges() {
-    local rc err=$QT_WORK/n1.log
-    qt_step "start as uid 65534 without capabilities"
-    timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
-        "$QT_BIN" --datastore-endpoints 127.0.0.1:9 --data-dir "$QT_WORK/np" </dev/null >"$err" 2>&1
-    rc=$?
-    ((rc != 0 && rc != 124)) || qt_fail "unprivileged start exited $rc" 1
-    grep -q 'CAP_NET_ADMIN' "$err" || qt_fail "unprivileged start: no word of CAP_NET_ADMIN" 1
-    (($(wc -l <"$err") == 1)) || qt_fail "unprivileged start printed more than one line" 1
-    [[ ! -e $QT_WORK/np ]] || qt_fail "unprivileged start created its data directory" 1
-    qt_log "refused: $(cat "$err")"
-    qt_step "start as root with /dev/net hidden"
-    timeout 10 unshare --mount sh -c 'mount -t tmpfs none /dev/net && exec "$@"' sh \
-        "$QT_BIN" --datastore-endpoints 127.0.0.1:9 --data-dir "$QT_WORK/nt" </dev/null >"$err" 2>&1
-    rc=$?
-    ((rc != 0 && rc != 124)) || qt_fail "start without /dev/net/tun exited $rc" 1
-    grep -q '/dev/net/tun' "$err" || qt_fail "start without /dev/net/tun: no word of /dev/net/tun" 1
-    (($(wc -l <"$err") == 1)) || qt_fail "start without /dev/net/tun printed more than one line" 1
-    [[ ! -e $QT_WORK/nt ]] || qt_fail "start without /dev/net/tun created its data directory" 1
-    qt_log "refused: $(cat "$err")"
+    refused_in_one_line "start as uid 65534 without capabilities" CAP_NET_ADMIN "$QT_WORK/np" \
+        setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+        "$QT_BIN" --datastore-endpoints 127.0.0.1:9 --data-dir "$QT_WORK/np"
+    refused_in_one_line "start as root with /dev/net hidden" /dev/net/tun "$QT_WORK/nt" \
+        unshare --mount sh -c 'mount -t tmpfs none /dev/net && exec "$@"' sh \
+        "$QT_BIN" --datastore-endpoints 127.0.0.1:9 --data-dir "$QT_WORK/nt"
 }
