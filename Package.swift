@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "QuantumDeviceTests", dependencies: ["QuantumDevice", "QuantumCore"]),
         .testTarget(name: "QuantumCryptoTests", dependencies: ["QuantumCrypto", "QuantumCore"]),
         .testTarget(name: "QuantumDatastoreTests", dependencies: ["QuantumDatastore", "QuantumCore", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice"]),
+        .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice", "QuantumDatastore"]),
         .testTarget(name: "QuantumCommandTests", dependencies: ["QuantumCommand", "QuantumCore"]),
     ]
 )

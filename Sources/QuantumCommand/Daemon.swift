@@ -157,7 +157,7 @@ public enum Daemon {
             }
             group.addTask {
                 await registry.runMappingSync(syncInterval: configuration.datastoreSyncInterval) { mappings in
-                    node.updateMappings(mappings)
+                    node.apply(mappings.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 0) })
                 }
             }
             for await signal in signals.stream {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import QuantumCore
 import QuantumCrypto
+import QuantumDatastore
 import QuantumDevice
 import Synchronization
 
@@ -21,7 +22,7 @@ enum ControlEvent: Sendable {
     /// A worker authenticated a packet from a new address for the session's peer.
     case roamed(UInt32, to: UDPEndpoint)
     /// The datastore's view of the network changed.
-    case mappings([IPv4Address: Mapping])
+    case mappings([MappingUpdate])
 }
 
 /// The node's control plane: one thread that owns every peer's handshake state,
@@ -107,6 +108,8 @@ final class ControlPlane: @unchecked Sendable {
     private let running = Atomic<Bool>(true)
 
     private var peers: [IPv4Address: Peer] = [:]
+    /// Every mapping the datastore reported.
+    private var known: [IPv4Address: Mapping] = [:]
     /// Which peer each local index (session or pending initiation) belongs to.
     private var owners: [UInt32: IPv4Address] = [:]
 
@@ -170,8 +173,9 @@ final class ControlPlane: @unchecked Sendable {
 
     private func handle(_ event: ControlEvent) -> Bool {
         switch event {
-        case .mappings(let mappings):
-            return apply(mappings)
+        case .mappings(let updates):
+            for update in updates { known[update.address] = update.mapping }
+            return apply(known)
         case .stage(let address, let packet):
             guard let peer = peers[address] else { return false }
             peer.staged.append(packet)

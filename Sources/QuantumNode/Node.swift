@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import QuantumCore
 import QuantumCrypto
+import QuantumDatastore
 import QuantumDevice
 import Synchronization
 
@@ -72,9 +73,9 @@ public final class Node: Sendable {
         thread.start()
     }
 
-    /// Replaces the node's view of the network (every node's mapping, this one's included).
-    public func updateMappings(_ mappings: [IPv4Address: Mapping]) {
-        control.post(.mappings(mappings))
+    /// Applies changes to the node's view of the network (this node's own mapping may be among them).
+    public func apply(_ updates: [MappingUpdate]) {
+        control.post(.mappings(updates))
     }
 
     /// Every counter, summed over workers.

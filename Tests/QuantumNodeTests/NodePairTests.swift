@@ -2,6 +2,7 @@ import Glibc
 import Logging
 import QuantumCore
 import QuantumCrypto
+import QuantumDatastore
 import QuantumDevice
 import XCTest
 
@@ -50,7 +51,7 @@ final class NodePairTests: XCTestCase {
 
     private func connect(_ sides: [Side]) {
         let mappings = Dictionary(uniqueKeysWithValues: sides.map { ($0.mapping.privateIP, $0.mapping) })
-        sides.forEach { $0.node.updateMappings(mappings) }
+        sides.forEach { $0.node.apply(mappings.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 1) }) }
     }
 
     /// A minimal IPv4 packet (header checksums are not the engine's business).
@@ -170,9 +171,9 @@ final class NodePairTests: XCTestCase {
         var wrong = b.mapping
         wrong.publicKey = StaticKeyPair.generate().publicKey
         let forA = [a.mapping.privateIP: a.mapping, b.mapping.privateIP: wrong]
-        a.node.updateMappings(forA)
+        a.node.apply(forA.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 1) })
         connect([b, a])
-        a.node.updateMappings(forA)
+        a.node.apply(forA.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 1) })
         let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: [1])
         XCTAssertNil(deliver(forth, from: a, to: b))
         XCTAssertEqual(b.node.counters()["rx_packets"], 0)
