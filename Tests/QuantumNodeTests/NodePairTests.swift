@@ -158,7 +158,7 @@ final class NodePairTests: XCTestCase {
         XCTAssertNil(receive(from: b, seconds: 0.5))
         connect([a, b])
         XCTAssertEqual(deliver(forth, from: a, to: b), forth)
-        connect([a])
+        a.node.apply([MappingUpdate(address: b.mapping.privateIP, mapping: nil, createRevision: 0)])
         usleep(300_000)
         send(forth, into: a)
         XCTAssertNil(receive(from: b, seconds: 0.5))
