@@ -231,7 +231,7 @@ public final class EtcdClient: Datastore {
         }
     }
 
-    public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<WatchEvent, any Error> {
+    public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<[WatchEvent], any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
@@ -397,7 +397,7 @@ public final class EtcdClient: Datastore {
     }
 
     private func runWatch(prefix: String, fromRevision: Int64,
-                          continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation) async throws {
+                          continuation: AsyncThrowingStream<[WatchEvent], any Error>.Continuation) async throws {
         let path = "/v3/watch"
         let body = try JSONEncoder().encode(EtcdWire.WatchRequest(createRequest: .init(
             key: EtcdWire.base64(prefix.isEmpty ? [0] : Array(prefix.utf8)),
@@ -452,7 +452,7 @@ public final class EtcdClient: Datastore {
 
     /// Reads newline-delimited watch messages until the stream ends or fails.
     private func stream(_ response: HTTPClientResponse, from endpoint: String, fromRevision: Int64,
-                        continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation) async throws -> StreamOutcome {
+                        continuation: AsyncThrowingStream<[WatchEvent], any Error>.Continuation) async throws -> StreamOutcome {
         let path = "/v3/watch"
         var pending: [UInt8] = []
         var delivered = false
@@ -484,14 +484,13 @@ public final class EtcdClient: Datastore {
                         }
                         throw DatastoreError.watchEnded(endpoint: endpoint, reason: reason)
                     }
-                    for event in result.events ?? [] {
+                    let events = try (result.events ?? []).map { event -> WatchEvent in
                         let kv = try decode(event.kv, from: endpoint, path: path)
+                        return event.type == "DELETE" ? .delete(key: kv.key, revision: kv.modRevision) : .put(kv)
+                    }
+                    if !events.isEmpty {
                         delivered = true
-                        if event.type == "DELETE" {
-                            continuation.yield(.delete(key: kv.key, revision: kv.modRevision))
-                        } else {
-                            continuation.yield(.put(kv))
-                        }
+                        continuation.yield(events)
                     }
                 }
             }

@@ -89,8 +89,8 @@ final class EtcdIntegrationTests: XCTestCase {
         let value = try await store.get("/f/k")
         XCTAssertEqual(value?.value, [1])
         var seen: [WatchEvent] = []
-        for try await event in store.watch(prefix: "/f/", fromRevision: 1) {
-            seen.append(event)
+        for try await batch in store.watch(prefix: "/f/", fromRevision: 1) {
+            seen += batch
             break
         }
         XCTAssertEqual(seen.count, 1)
@@ -147,7 +147,7 @@ final class EtcdIntegrationTests: XCTestCase {
         let value = try await store.get("/a")
         XCTAssertEqual(value?.value, [1])
         let events = Box<[WatchEvent]>([])
-        let task = Task { for try await event in store.watch(prefix: "/a", fromRevision: 1) { events.update { $0.append(event) } } }
+        let task = Task { for try await batch in store.watch(prefix: "/a", fromRevision: 1) { events.update { $0 += batch } } }
         defer { task.cancel() }
         try await eventually("authenticated watch") { events.get().count == 1 }
 
@@ -216,28 +216,31 @@ final class EtcdIntegrationTests: XCTestCase {
         let server = try await start()
         let store = try client(server)
         let registry = NetworkRegistry(store: store, prefix: "/quantum", logger: log.logger)
-        let maps = Box<[[IPv4Address: Mapping]]>([])
-        let sync = Task { await registry.runMappingSync(syncInterval: .seconds(30)) { map in maps.update { $0.append(map) } } }
+        let known = Box<[IPv4Address: Mapping]>([:])
+        let sync = Task {
+            await registry.runMappingSync(config: Fixtures.config, syncInterval: .seconds(30)) { updates in
+                known.update { map in for update in updates { map[update.address] = update.mapping } }
+            }
+        }
         defer { sync.cancel() }
-        try await eventually("initial map") { maps.get().count == 1 }
 
         let lease = try await registry.claim(address: nil, mapping: Fixtures.mapping(machine: 1), config: Fixtures.config,
                                              machineID: Fixtures.machineID(1), preferred: nil)
-        try await eventually("claimed mapping in the cache") { maps.get().last?[lease.address] != nil }
+        try await eventually("claimed mapping delivered") { known.get()[lease.address] != nil }
 
         let renewed = Box<Lease?>(nil)
         let keepAlive = Task {
-            await registry.runKeepAlive(lease: lease, mapping: Fixtures.mapping(machine: 1)(lease.address),
-                                        config: Fixtures.config, interval: .milliseconds(100)) { renewed.set($0) }
+            try await registry.runKeepAlive(lease: lease, mapping: Fixtures.mapping(machine: 1)(lease.address),
+                                            config: Fixtures.config, interval: .milliseconds(100)) { renewed.set($0) }
         }
         defer { keepAlive.cancel() }
         try await store.revoke(lease: lease.id)
         try await eventually("re-claimed after revoke") { renewed.get() != nil }
         XCTAssertEqual(renewed.get()?.address, lease.address)
-        try await eventually("mapping back in the cache") { maps.get().last?[lease.address] != nil }
+        try await eventually("mapping delivered again") { known.get()[lease.address] != nil }
         sync.cancel()
         keepAlive.cancel()
         await sync.value
-        await keepAlive.value
+        try await keepAlive.value
     }
 }
