@@ -27,6 +27,14 @@ public enum WatchEvent: Equatable, Sendable {
     /// The key was deleted (or its lease ended) at `revision`.
     case delete(key: String, revision: Int64)
 
+    /// The store revision of the change.
+    public var revision: Int64 {
+        switch self {
+        case .put(let item): return item.modRevision
+        case .delete(_, let revision): return revision
+        }
+    }
+
     /// The key the event is about.
     public var key: String {
         switch self {
