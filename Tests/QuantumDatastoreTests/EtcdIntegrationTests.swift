@@ -243,4 +243,63 @@ final class EtcdIntegrationTests: XCTestCase {
         await sync.value
         try await keepAlive.value
     }
+
+    /// The scale drill: 10,000 mappings written one by one by `scripts/seed-mappings.py` while a
+    /// registry follows them. Every one must be delivered, as changes (never whole maps), with
+    /// the process's peak memory staying bounded.
+    func testTenThousandAdditionsAreAbsorbedAsChanges() async throws {
+        let server = try await start()
+        let store = try client(server)
+        let count = 10_000
+        let wide = try NetworkConfig(network: Fixtures.prefix("10.99.0.0/16"), staticRange: Fixtures.prefix("10.99.0.0/24"),
+                                     floatingRange: Fixtures.prefix("10.99.1.0/24"), leaseTimeSeconds: 60)
+        let registry = NetworkRegistry(store: store, prefix: "/quantum", logger: log.logger)
+        let delivered = Box<(calls: Int, updates: Int, largest: Int, known: Set<IPv4Address>)>((0, 0, 0, []))
+        let sync = Task {
+            await registry.runMappingSync(config: wide, syncInterval: .seconds(300)) { updates in
+                delivered.update { state in
+                    state.calls += 1
+                    state.updates += updates.count
+                    state.largest = max(state.largest, updates.count)
+                    for update in updates where update.mapping != nil { state.known.insert(update.address) }
+                }
+            }
+        }
+        defer { sync.cancel() }
+        let peakBefore = try Self.peakResidentKiB()
+        let started = ContinuousClock.now
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/seed-mappings.py").path
+        let seeder = Process()
+        seeder.executableURL = URL(fileURLWithPath: try EtcdServer.binary("python3"))
+        seeder.arguments = [script, "--endpoint", server.url, "--count", String(count)]
+        let output = Pipe()
+        seeder.standardOutput = output
+        try seeder.run()
+        let seeded = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        seeder.waitUntilExit()
+        XCTAssertEqual(seeder.terminationStatus, 0, seeded)
+        try await eventually("all \(count) mappings delivered", timeout: .seconds(60)) { delivered.get().known.count == count }
+        let elapsed = ContinuousClock.now - started
+        let peakGrowth = try Self.peakResidentKiB() - peakBefore
+        let state = delivered.get()
+        print("""
+            scale: \(seeded.trimmingCharacters(in: .whitespacesAndNewlines)); all \(count) delivered \(elapsed) after the \
+            seeding began, in \(state.calls) calls (largest \(state.largest) updates), peak RSS grew by \(peakGrowth / 1024) MiB
+            """)
+        XCTAssertEqual(state.updates, count, "each addition is delivered once")
+        XCTAssertLessThan(peakGrowth, 256 * 1024, "memory must stay bounded (whole-map copies per event used gigabytes)")
+        sync.cancel()
+        await sync.value
+    }
+
+    /// VmHWM of this process: the peak resident set size, in KiB.
+    static func peakResidentKiB() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) else {
+            throw EtcdServer.Failure("no VmHWM in /proc/self/status")
+        }
+        return kib
+    }
 }
