@@ -71,11 +71,12 @@ public enum Daemon {
         return (v4, v6)
     }
 
-    /// True for the failures that mean "etcd is not usable right now" (no endpoint answered,
-    /// or every one answered with a server error), as opposed to a refusal that retrying cannot fix.
+    /// True for the failures that mean "etcd is not usable right now" (no endpoint could serve:
+    /// refused, silent, or answering 5xx/429; or an answer that is not etcd's), as opposed to a
+    /// refusal that retrying cannot fix.
     static func isUnavailable(_ error: any Error) -> Bool {
         switch error as? DatastoreError {
-        case .unreachable, .http(_, _, 500...599, _), .http(_, _, 429, _), .badResponse: return true
+        case .unreachable, .badResponse: return true
         default: return false
         }
     }
@@ -230,9 +231,10 @@ public enum Daemon {
             }
             switch plan(cache: cache, rememberedIP: preferred, requestedIP: configuration.privateIP) {
             case .fromCache(let cache, let address):
+                let peers = cache.mappings.count { $0.address != address }
                 logger.info("""
                     etcd is unavailable (\(error)); starting from the local cache as \(address) \
-                    with \(cache.mappings.count) peer\(cache.mappings.count == 1 ? "" : "s")
+                    with \(peers) peer\(peers == 1 ? "" : "s")
                     """)
                 return Registration(address: address, network: cache.config, peers: cache.mappings, lease: nil,
                                     source: "the local cache")

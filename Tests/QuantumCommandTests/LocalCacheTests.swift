@@ -153,7 +153,6 @@ final class LocalCacheTests: XCTestCase {
     func testOnlyUnavailabilityLeadsToTheCache() {
         let failure = DatastoreError.Failure(endpoint: "127.0.0.1:2379", reason: "connection refused")
         XCTAssertTrue(Daemon.isUnavailable(DatastoreError.unreachable([failure])))
-        XCTAssertTrue(Daemon.isUnavailable(DatastoreError.http(endpoint: "e", path: "/v3/kv/txn", status: 503, message: "")))
         XCTAssertTrue(Daemon.isUnavailable(DatastoreError.badResponse(endpoint: "e", path: "/v3/kv/txn", reason: "html")))
         XCTAssertFalse(Daemon.isUnavailable(DatastoreError.authenticationFailed(endpoint: "e", message: "wrong password")))
         XCTAssertFalse(Daemon.isUnavailable(DatastoreError.http(endpoint: "e", path: "/v3/kv/txn", status: 403, message: "")))
