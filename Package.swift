@@ -76,7 +76,12 @@ let package = Package(
         .testTarget(name: "QuantumCoreTests", dependencies: ["QuantumCore"]),
         .testTarget(name: "QuantumDeviceTests", dependencies: ["QuantumDevice", "QuantumCore"]),
         .testTarget(name: "QuantumCryptoTests", dependencies: ["QuantumCrypto", "QuantumCore"]),
-        .testTarget(name: "QuantumDatastoreTests", dependencies: ["QuantumDatastore", "QuantumCore", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "QuantumDatastoreTests", dependencies: [
+            "QuantumDatastore", "QuantumCore", .product(name: "Logging", package: "swift-log"),
+            // A fake etcd member (HTTP on loopback) for fail-over and stall tests.
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice", "QuantumDatastore"]),
         .testTarget(name: "QuantumCommandTests", dependencies: ["QuantumCommand", "QuantumCore"]),
     ]

@@ -7,15 +7,16 @@ import QuantumDatastore
 import QuantumDevice
 import QuantumNode
 
-/// The daemon's lifecycle: checks, identity, datastore registration, device and
-/// sockets, the engine, and a clean stop on SIGINT/SIGTERM.
+/// The daemon's lifecycle: checks, identity, datastore registration (or a start from the
+/// local cache), device and sockets, the engine, and a clean stop on SIGINT/SIGTERM.
 public enum Daemon {
     /// Why the daemon could not start, in one line for the operator.
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// Runs a node until SIGINT or SIGTERM.
+    /// Runs a node until SIGINT or SIGTERM; ends with an error when its address is taken by
+    /// another machine (the caller exits 1).
     public static func run(configuration: Configuration, logger: Logger) async throws {
         // Privileges first: nothing else (etcd included) is touched without them.
         try HostEnvironment.checkTunPrivileges()
@@ -70,34 +71,73 @@ public enum Daemon {
         return (v4, v6)
     }
 
-    /// Runs a start-up step against etcd, waiting out an etcd that cannot be reached or
-    /// answers with a server error (backoff 1 s doubling to 30 s); any other error is final.
-    private static func retryingWhileUnreachable<T>(logger: Logger, _ step: () async throws -> T) async throws -> T {
+    /// True for the failures that mean "etcd is not usable right now" (no endpoint could serve:
+    /// refused, silent, or answering 5xx/429; or an answer that is not etcd's), as opposed to a
+    /// refusal that retrying cannot fix.
+    static func isUnavailable(_ error: any Error) -> Bool {
+        switch error as? DatastoreError {
+        case .unreachable, .badResponse: return true
+        default: return false
+        }
+    }
+
+    /// Runs a start-up step against etcd, waiting out an etcd that is unavailable
+    /// (backoff 1 s doubling to 30 s); any other error is final.
+    private static func retryingWhileUnavailable<T>(logger: Logger, _ step: () async throws -> T) async throws -> T {
         var backoff = Duration.seconds(1)
         while true {
             do {
                 return try await step()
-            } catch let error as DatastoreError {
-                switch error {
-                case .unreachable, .http(_, _, 500...599, _), .badResponse:
-                    logger.warning("etcd is not usable yet (\(error)); retrying in \(backoff)")
-                    try await Task.sleep(for: backoff)
-                    backoff = min(backoff * 2, .seconds(30))
-                default:
-                    throw error
-                }
+            } catch where isUnavailable(error) {
+                logger.warning("etcd is not usable yet (\(error)); retrying in \(backoff)")
+                try await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(30))
             }
         }
     }
+
+    /// How a node comes up when its first attempt to reach etcd failed.
+    enum StartPlan: Equatable {
+        /// Bring the network up from the local cache under the remembered address, and claim
+        /// that address in the background.
+        case fromCache(LocalCache, address: IPv4Address)
+        /// Wait for etcd, as a node without a usable cache does.
+        case waitForDatastore(reason: String)
+    }
+
+    /// The start-up decision after a failed first attempt: the cache is used only together
+    /// with a remembered address inside its network, and only if `--private-ip` (when given)
+    /// names that same address.
+    static func plan(cache: LocalCache?, rememberedIP: IPv4Address?, requestedIP: IPv4Address?) -> StartPlan {
+        guard let cache else { return .waitForDatastore(reason: "no local cache") }
+        guard let rememberedIP else { return .waitForDatastore(reason: "no remembered private address") }
+        if let requestedIP, requestedIP != rememberedIP {
+            return .waitForDatastore(reason: "--private-ip \(requestedIP) differs from the remembered address \(rememberedIP)")
+        }
+        guard cache.config.network.contains(rememberedIP) else {
+            return .waitForDatastore(reason: "the remembered address \(rememberedIP) is outside the cached network \(cache.config.network)")
+        }
+        return .fromCache(cache, address: rememberedIP)
+    }
+
+    /// What the node comes up with: its address, the network, the peers it starts with, and the
+    /// lease when the address is already claimed (nil when it came up from the local cache).
+    private struct Registration {
+        var address: IPv4Address
+        var network: NetworkConfig
+        var peers: [MappingUpdate]
+        var lease: Lease?
+        var source: String
+    }
+
+    /// How often the local cache is rewritten at most while the map changes.
+    static let cacheWritePeriod = Duration.seconds(5)
 
     private static func serve(configuration: Configuration, identity: Identity, keyPair: StaticKeyPair,
                               publicV4: IPv4Address?, publicV6: IPv6Address?, sockets: [UDPSocket],
                               store: EtcdClient, logger: Logger) async throws {
         let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
-        let network = try await retryingWhileUnreachable(logger: logger) {
-            try await registry.bootstrapConfig(proposed: configuration.network)
-        }
-        let makeMapping = { (address: IPv4Address) in
+        let makeMapping = { @Sendable (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey)
         }
@@ -108,69 +148,167 @@ public enum Daemon {
             logger.warning("\(error); asking for any free address instead")
             preferred = nil
         }
-        let lease = try await retryingWhileUnreachable(logger: logger) {
-            try await registry.claim(address: configuration.privateIP, mapping: makeMapping, config: network,
-                                     machineID: identity.machineID, preferred: preferred)
-        }
-        do {
-            try Identity.recordPrivateIP(lease.address, dataDir: configuration.dataDir)
-        } catch {
-            logger.warning("could not remember the private address for the next start: \(error)")
-        }
+        let registration = try await register(configuration: configuration, registry: registry, identity: identity,
+                                              preferred: preferred, makeMapping: makeMapping, logger: logger)
+        let address = registration.address
 
         let device: TunDevice
         do {
             device = try TunDevice(namePattern: configuration.deviceName, queueCount: configuration.workers)
-            try device.configure(address: lease.address, network: network.network, mtu: configuration.mtu)
+            try device.configure(address: address, network: registration.network.network, mtu: configuration.mtu)
         } catch {
             throw StartupError(description: "\(error)")
         }
         defer { device.close() }
 
+        // LEAD: pass `removalGrace: configuration.datastoreSyncInterval * 2` once Node.Settings has the
+        // field (the engine keeps removed peers that long, so a wiped prefix does not cut links).
         let node = try Node(
-            settings: .init(privateIP: lease.address, mtu: configuration.mtu,
+            settings: .init(privateIP: address, mtu: configuration.mtu,
                             useIPv4: !configuration.disableV4, useIPv6: !configuration.disableV6),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
+        if !registration.peers.isEmpty { node.apply(registration.peers) }
         node.start()
         defer { node.stop() }
 
         let port = sockets[0].localPort
         logger.info("""
             quantum \(QuantumVersion.string) up: device \(device.name) (MTU \(configuration.mtu)), \
-            network \(network.network), private IP \(lease.address), \
+            network \(registration.network.network), private IP \(address), \
             public \(publicV4.map { "\($0)" } ?? "-") / \(publicV6.map { "\($0)" } ?? "-"), port \(port), \
             datastore \(configuration.datastoreEndpoints.joined(separator: ",")) prefix \(configuration.datastorePrefix), \
-            \(configuration.workers) worker\(configuration.workers == 1 ? "" : "s")
+            \(configuration.workers) worker\(configuration.workers == 1 ? "" : "s"), peer map from \(registration.source)
             """)
         logger.warning("""
             no network CA is configured: any mapping in etcd is trusted, so etcd's access control \
             is this network's trust boundary
             """)
 
-        let keepAliveInterval = min(configuration.datastoreSyncInterval, .seconds(max(network.leaseTimeSeconds / 3, 1)))
-        let ownMapping = makeMapping(lease.address)
-        let signals = SignalWatcher([SIGINT, SIGTERM, SIGUSR1])
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await registry.runKeepAlive(lease: lease, mapping: ownMapping, config: network,
-                                            interval: keepAliveInterval)
+        let signals = SignalWatcher([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
+        defer { signals.cancel() }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await runRegistered(registration, configuration: configuration, registry: registry,
+                                            makeMapping: makeMapping, node: node, logger: logger)
+                }
+                group.addTask {
+                    for await signal in signals.stream {
+                        switch signal {
+                        case SIGUSR1: logger.info("counters: \(node.counters())")
+                        case SIGHUP: logger.info("SIGHUP: reload is not supported yet; ignored")
+                        default:
+                            logger.info("stopping on \(signal == SIGINT ? "SIGINT" : "SIGTERM")")
+                            return
+                        }
+                    }
+                }
+                // The first to end: a stop signal, or the datastore side with an error.
+                try await group.next()
+                group.cancelAll()
             }
-            group.addTask {
-                await registry.runMappingSync(syncInterval: configuration.datastoreSyncInterval) { mappings in
-                    node.apply(mappings.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 0) })
+        } catch let error as RegistryError {
+            throw StartupError(description: error.description)
+        }
+    }
+
+    /// Registers the node: bootstraps the configuration and claims an address; when etcd is
+    /// unavailable at the first attempt, comes up from the local cache if ``plan(cache:rememberedIP:requestedIP:)``
+    /// allows it, and otherwise waits for etcd.
+    private static func register(configuration: Configuration, registry: NetworkRegistry, identity: Identity,
+                                 preferred: IPv4Address?, makeMapping: (IPv4Address) -> Mapping,
+                                 logger: Logger) async throws -> Registration {
+        let network: NetworkConfig
+        do {
+            network = try await registry.bootstrapConfig(proposed: configuration.network)
+        } catch where isUnavailable(error) {
+            let cache: LocalCache?
+            do {
+                cache = try LocalCache.load(dataDir: configuration.dataDir)
+            } catch {
+                logger.warning("ignoring the local cache: \(error)")
+                cache = nil
+            }
+            switch plan(cache: cache, rememberedIP: preferred, requestedIP: configuration.privateIP) {
+            case .fromCache(let cache, let address):
+                let peers = cache.mappings.count { $0.address != address }
+                logger.info("""
+                    etcd is unavailable (\(error)); starting from the local cache as \(address) \
+                    with \(peers) peer\(peers == 1 ? "" : "s")
+                    """)
+                return Registration(address: address, network: cache.config, peers: cache.mappings, lease: nil,
+                                    source: "the local cache")
+            case .waitForDatastore(let reason):
+                logger.warning("etcd is not usable yet (\(error)); not starting from the local cache: \(reason)")
+                network = try await retryingWhileUnavailable(logger: logger) {
+                    try await registry.bootstrapConfig(proposed: configuration.network)
                 }
             }
-            for await signal in signals.stream {
-                if signal == SIGUSR1 {
-                    logger.info("counters: \(node.counters())")
-                    continue
-                }
-                logger.info("stopping on \(signal == SIGINT ? "SIGINT" : "SIGTERM")")
-                break
+        }
+        let lease = try await retryingWhileUnavailable(logger: logger) {
+            try await registry.claim(address: configuration.privateIP, mapping: makeMapping, config: network,
+                                     machineID: identity.machineID, preferred: preferred)
+        }
+        remember(lease.address, configuration: configuration, logger: logger)
+        return Registration(address: lease.address, network: network, peers: [], lease: lease, source: "etcd")
+    }
+
+    private static func remember(_ address: IPv4Address, configuration: Configuration, logger: Logger) {
+        do {
+            try Identity.recordPrivateIP(address, dataDir: configuration.dataDir)
+        } catch {
+            logger.warning("could not remember the private address for the next start: \(error)")
+        }
+    }
+
+    /// The datastore side of a running node: claims the address first if the node came up from
+    /// the local cache, then keeps the lease alive, follows the map into the engine and keeps
+    /// the local cache. Ends only by cancellation, or with ``RegistryError/addressLost(_:machineID:)``.
+    private static func runRegistered(_ registration: Registration, configuration: Configuration,
+                                      registry: NetworkRegistry, makeMapping: @escaping @Sendable (IPv4Address) -> Mapping,
+                                      node: Node, logger: Logger) async throws {
+        let address = registration.address
+        var network = registration.network
+        let lease: Lease
+        if let claimed = registration.lease {
+            lease = claimed
+        } else {
+            network = try await retryingWhileUnavailable(logger: logger) {
+                try await registry.bootstrapConfig(proposed: registration.network)
             }
+            if network.network != registration.network.network {
+                logger.error("""
+                    the network in etcd (\(network.network)) differs from the cached one this node runs with \
+                    (\(registration.network.network)); restart the node to follow it
+                    """)
+            }
+            lease = try await retryingWhileUnavailable(logger: logger) {
+                try await registry.reclaim(address, mapping: makeMapping(address), config: network)
+            }
+        }
+        let inForce = network
+        let keepAliveInterval = min(configuration.datastoreSyncInterval, .seconds(max(inForce.leaseTimeSeconds / 3, 1)))
+        let cacheWriter = CacheWriter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await registry.runKeepAlive(lease: lease, mapping: makeMapping(address), config: inForce,
+                                                interval: keepAliveInterval)
+            }
+            group.addTask {
+                await registry.runMappingSync(config: inForce, syncInterval: configuration.datastoreSyncInterval,
+                                              alreadyDelivered: registration.peers) { updates in
+                    node.apply(updates)
+                    cacheWriter.markChanged()
+                }
+            }
+            group.addTask {
+                await cacheWriter.run(ticks: CacheWriter.ticks(every: cacheWritePeriod), logger: logger,
+                                      snapshot: { LocalCache(config: inForce, mappings: registry.deliveredMappings()) },
+                                      write: { try $0.save(dataDir: configuration.dataDir) })
+            }
+            try await group.next()
             group.cancelAll()
         }
-        signals.cancel()
     }
 }
 

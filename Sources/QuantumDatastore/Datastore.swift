@@ -26,6 +26,22 @@ public enum WatchEvent: Equatable, Sendable {
     case put(KeyValue)
     /// The key was deleted (or its lease ended) at `revision`.
     case delete(key: String, revision: Int64)
+
+    /// The store revision of the change.
+    public var revision: Int64 {
+        switch self {
+        case .put(let item): return item.modRevision
+        case .delete(_, let revision): return revision
+        }
+    }
+
+    /// The key the event is about.
+    public var key: String {
+        switch self {
+        case .put(let item): return item.key
+        case .delete(let key, _): return key
+        }
+    }
 }
 
 /// The subset of etcd v3 that quantum needs (DESIGN.md §4), so that everything above
@@ -51,10 +67,13 @@ public protocol Datastore: Sendable {
     func revoke(lease: Int64) async throws
     /// Streams changes to keys under `prefix`, starting at `fromRevision` (inclusive).
     ///
+    /// Each element carries the events of one watch message (one or more revisions, in order);
+    /// it is never empty.
+    ///
     /// The stream never finishes normally: it ends with an error when the connection drops,
     /// and with ``DatastoreError/compacted(requested:compactRevision:)`` when `fromRevision`
     /// is no longer available. Stop it by cancelling the consuming task.
-    func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<WatchEvent, any Error>
+    func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<[WatchEvent], any Error>
 }
 
 /// Why a datastore operation failed; the description names the endpoint, path or key involved.

@@ -9,10 +9,17 @@ import Synchronization
 
 /// A ``Datastore`` backed by etcd v3 through its JSON gateway (`POST /v3/...` on the client port).
 ///
-/// Requests go to the endpoint that last worked; on a connection failure the next endpoint
-/// is tried. With a username and password the client authenticates, sends the token in the
-/// `Authorization` header and re-authenticates once when etcd rejects the token. Every
-/// request except a watch stream is bounded by ``Configuration/requestTimeout``.
+/// Requests go to the endpoint that last worked; on a connection failure, or an answer with
+/// HTTP status 5xx or 429, the next endpoint is tried, and an error is reported only when every
+/// endpoint failed. With a username and password the client authenticates, sends the token in
+/// the `Authorization` header and re-authenticates once when etcd rejects the token. Every
+/// request except a watch stream is bounded by ``Configuration/requestTimeout``, and each
+/// connection attempt by ``Configuration/connectTimeout``.
+///
+/// Watches ask etcd for progress notifications. A watch on which nothing (event, progress,
+/// creation) arrived for ``Configuration/watchStallBound`` is checked with a quorum read on
+/// the same endpoint; when that read fails too, the watch moves to the next endpoint and
+/// resumes after the last revision it delivered, so no event is lost.
 public final class EtcdClient: Datastore {
     /// How to reach and authenticate to an etcd cluster.
     public struct Configuration: Sendable {
@@ -32,10 +39,18 @@ public final class EtcdClient: Datastore {
         public var tlsSkipVerify: Bool
         /// The bound on every request except watch streams.
         public var requestTimeout: Duration
+        /// The bound on establishing a connection to one endpoint, before the next is tried.
+        public var connectTimeout: Duration
+        /// How long a watch may stay silent before its endpoint is probed.
+        public var watchStallBound: Duration
+        /// The bound on the quorum read that probes a silent watch's endpoint.
+        public var probeTimeout: Duration
 
         public init(endpoints: [String], username: String? = nil, password: String? = nil,
                     tlsCACert: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil,
-                    tlsSkipVerify: Bool = false, requestTimeout: Duration = .seconds(5)) {
+                    tlsSkipVerify: Bool = false, requestTimeout: Duration = .seconds(5),
+                    connectTimeout: Duration = .seconds(2), watchStallBound: Duration = .seconds(10),
+                    probeTimeout: Duration = .seconds(3)) {
             self.endpoints = endpoints
             self.username = username
             self.password = password
@@ -44,6 +59,9 @@ public final class EtcdClient: Datastore {
             self.tlsKey = tlsKey
             self.tlsSkipVerify = tlsSkipVerify
             self.requestTimeout = requestTimeout
+            self.connectTimeout = connectTimeout
+            self.watchStallBound = watchStallBound
+            self.probeTimeout = probeTimeout
         }
 
         var usesTLS: Bool { tlsCACert != nil || tlsCert != nil || tlsKey != nil || tlsSkipVerify }
@@ -102,18 +120,22 @@ public final class EtcdClient: Datastore {
             }
             return Endpoint(name: trimmed, url: url)
         }
-        let (seconds, attoseconds) = configuration.requestTimeout.components
-        timeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        timeout = Self.timeAmount(configuration.requestTimeout)
 
         var httpConfiguration = HTTPClient.Configuration(
             tlsConfiguration: try Self.tlsConfiguration(configuration),
             redirectConfiguration: .disallow,
-            timeout: .init(connect: timeout))
+            timeout: .init(connect: Self.timeAmount(min(configuration.connectTimeout, configuration.requestTimeout))))
         // Fail fast so the next endpoint is tried; each open watch holds one connection.
         httpConfiguration.connectionPool.retryConnectionEstablishment = false
         httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 32
         httpConfiguration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+    }
+
+    private static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     private static func tlsConfiguration(_ configuration: Configuration) throws -> TLSConfiguration? {
@@ -231,7 +253,7 @@ public final class EtcdClient: Datastore {
         }
     }
 
-    public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<WatchEvent, any Error> {
+    public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<[WatchEvent], any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
@@ -304,11 +326,14 @@ public final class EtcdClient: Datastore {
     }
 
     /// One request to one endpoint, authenticating first if needed and once more if the token is rejected.
-    private func exchange(_ path: String, body: Data, at index: Int) async throws -> Data {
+    /// An answer with status 5xx or 429 is a ``TransportFailure``: that endpoint cannot serve now.
+    private func exchange(_ path: String, body: Data, at index: Int, timeout: TimeAmount? = nil) async throws -> Data {
         var reauthenticated = false
         while true {
             let token = try await token(for: index, refresh: false)
-            let (status, bytes) = try await send(path, body: body, token: token, at: index, deadline: .now() + timeout)
+            let (status, bytes) = try await send(path, body: body, token: token, at: index,
+                                                 deadline: .now() + (timeout ?? self.timeout))
+            try Self.failIfUnavailable(status: status, bytes)
             if status == 401, token != nil, !reauthenticated {
                 reauthenticated = true
                 _ = try await self.token(for: index, refresh: true)
@@ -319,6 +344,14 @@ public final class EtcdClient: Datastore {
                                           message: Self.errorMessage(bytes))
             }
             return bytes
+        }
+    }
+
+    /// Throws a ``TransportFailure`` for the statuses that say "this member cannot serve now"
+    /// (5xx, 429), so that the next endpoint is tried.
+    private static func failIfUnavailable(status: Int, _ bytes: Data) throws {
+        if status >= 500 || status == 429 {
+            throw TransportFailure(reason: "HTTP \(status): \(errorMessage(bytes))")
         }
     }
 
@@ -339,6 +372,7 @@ public final class EtcdClient: Datastore {
         let body = try JSONEncoder().encode(EtcdWire.AuthenticateRequest(name: username, password: password))
         let (status, bytes) = try await send(path, body: body, token: nil, at: index, deadline: .now() + timeout)
         let name = endpoints[index].name
+        try Self.failIfUnavailable(status: status, bytes)
         guard (200..<300).contains(status) else {
             throw DatastoreError.authenticationFailed(endpoint: name, message: Self.errorMessage(bytes))
         }
@@ -397,17 +431,19 @@ public final class EtcdClient: Datastore {
     }
 
     private func runWatch(prefix: String, fromRevision: Int64,
-                          continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation) async throws {
+                          continuation: AsyncThrowingStream<[WatchEvent], any Error>.Continuation) async throws {
         let path = "/v3/watch"
-        let body = try JSONEncoder().encode(EtcdWire.WatchRequest(createRequest: .init(
-            key: EtcdWire.base64(prefix.isEmpty ? [0] : Array(prefix.utf8)),
-            rangeEnd: EtcdWire.base64(prefixRangeEnd(Array(prefix.utf8))),
-            startRevision: String(fromRevision))))
+        let progress = WatchProgress(nextRevision: fromRevision)
         var failures: [DatastoreError.Failure] = []
-        for index in endpointOrder() {
+        let order = endpointOrder()
+        for (position, index) in order.enumerated() {
             let name = endpoints[index].name
             var reauthenticated = false
             while true {
+                let body = try JSONEncoder().encode(EtcdWire.WatchRequest(createRequest: .init(
+                    key: EtcdWire.base64(prefix.isEmpty ? [0] : Array(prefix.utf8)),
+                    rangeEnd: EtcdWire.base64(prefixRangeEnd(Array(prefix.utf8))),
+                    startRevision: String(progress.nextRevision), progressNotify: true)))
                 let token: String?
                 let response: HTTPClientResponse
                 do {
@@ -432,32 +468,132 @@ public final class EtcdClient: Datastore {
                         _ = try await self.token(for: index, refresh: true)
                         continue
                     }
+                    do {
+                        try Self.failIfUnavailable(status: Int(response.status.code), bytes)
+                    } catch let failure as TransportFailure {
+                        failures.append(.init(endpoint: name, reason: failure.reason))
+                        break
+                    }
                     throw DatastoreError.http(endpoint: name, path: path, status: Int(response.status.code),
                                               message: Self.errorMessage(bytes))
                 }
                 remember(index)
-                let outcome = try await stream(response, from: name, fromRevision: fromRevision, continuation: continuation)
-                if outcome == .authRejected, !reauthenticated {
+                progress.touch()
+                let outcome = try await follow(response, at: index, fromRevision: fromRevision, progress: progress,
+                                               continuation: continuation)
+                switch outcome {
+                case .authRejected where !reauthenticated:
                     reauthenticated = true
                     _ = try await self.token(for: index, refresh: true)
                     continue
+                case .authRejected:
+                    throw DatastoreError.watchEnded(endpoint: name, reason: "etcd rejected the auth token")
+                case .stalled(let reason):
+                    // Other requests should leave this endpoint too.
+                    remember(order[(position + 1) % order.count])
+                    failures.append(.init(endpoint: name, reason: "watch stalled: \(reason)"))
                 }
-                throw DatastoreError.watchEnded(endpoint: name, reason: "etcd rejected the auth token")
+                break
             }
         }
         throw DatastoreError.unreachable(failures)
     }
 
-    private enum StreamOutcome { case authRejected }
+    /// How a watch stream on one endpoint ended without an error.
+    private enum StreamOutcome {
+        /// etcd refused the auth token.
+        case authRejected
+        /// Nothing arrived within the stall bound and the endpoint failed a quorum read.
+        case stalled(reason: String)
+    }
+
+    /// What a watch has delivered so far, and when it last heard from etcd.
+    private final class WatchProgress: Sendable {
+        private struct State {
+            var nextRevision: Int64
+            var lastMessage = ContinuousClock.now
+        }
+        private let state: Mutex<State>
+
+        init(nextRevision: Int64) {
+            state = Mutex(State(nextRevision: nextRevision))
+        }
+
+        /// The first revision not delivered yet: where a restarted watch resumes.
+        var nextRevision: Int64 { state.withLock { $0.nextRevision } }
+        /// When bytes last arrived on the stream.
+        var lastMessage: ContinuousClock.Instant { state.withLock { $0.lastMessage } }
+
+        func touch() {
+            state.withLock { $0.lastMessage = .now }
+        }
+
+        /// Everything up to `revision` was delivered.
+        func delivered(upTo revision: Int64) {
+            state.withLock { $0.nextRevision = max($0.nextRevision, revision + 1) }
+        }
+    }
+
+    /// Reads the stream while a watchdog checks that it stays alive; returns when either ends.
+    private func follow(_ response: HTTPClientResponse, at index: Int, fromRevision: Int64, progress: WatchProgress,
+                        continuation: AsyncThrowingStream<[WatchEvent], any Error>.Continuation) async throws -> StreamOutcome {
+        try await withThrowingTaskGroup(of: StreamOutcome.self) { group in
+            group.addTask {
+                try await self.stream(response, from: self.endpoints[index].name, fromRevision: fromRevision,
+                                      progress: progress, continuation: continuation)
+            }
+            group.addTask { try await self.watchdog(at: index, progress: progress) }
+            // Both tasks only end by returning an outcome or throwing.
+            let outcome = try await group.next()!
+            group.cancelAll()
+            return outcome
+        }
+    }
+
+    /// Returns ``StreamOutcome/stalled(reason:)`` once the stream stayed silent for the stall bound
+    /// and a quorum read on the same endpoint failed; a successful read keeps the watch.
+    private func watchdog(at index: Int, progress: WatchProgress) async throws -> StreamOutcome {
+        while true {
+            let due = progress.lastMessage + configuration.watchStallBound
+            if ContinuousClock.now < due {
+                try await Task.sleep(until: due)
+                continue
+            }
+            if let failure = try await probe(at: index) {
+                logger.warning("etcd watch is silent and its endpoint fails a quorum read; moving to the next endpoint",
+                               metadata: ["endpoint": "\(endpoints[index].name)", "silentFor": "\(configuration.watchStallBound)",
+                                          "probe": "\(failure)", "resumeAt": "\(progress.nextRevision)"])
+                return .stalled(reason: failure)
+            }
+            progress.touch()
+        }
+    }
+
+    /// A linearizable range read on one endpoint, bounded by the probe timeout; nil when it
+    /// succeeded, else why it failed.
+    private func probe(at index: Int) async throws -> String? {
+        let body = try JSONEncoder().encode(EtcdWire.RangeRequest(key: EtcdWire.base64("/")))
+        do {
+            _ = try await exchange("/v3/kv/range", body: body, at: index, timeout: Self.timeAmount(configuration.probeTimeout))
+            return nil
+        } catch let failure as TransportFailure {
+            return failure.reason
+        } catch let error as DatastoreError {
+            // The member answered: an HTTP error other than 5xx/429 does not mean it is cut off.
+            if case .http = error { return nil }
+            return error.description
+        }
+    }
 
     /// Reads newline-delimited watch messages until the stream ends or fails.
-    private func stream(_ response: HTTPClientResponse, from endpoint: String, fromRevision: Int64,
-                        continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation) async throws -> StreamOutcome {
+    private func stream(_ response: HTTPClientResponse, from endpoint: String, fromRevision: Int64, progress: WatchProgress,
+                        continuation: AsyncThrowingStream<[WatchEvent], any Error>.Continuation) async throws -> StreamOutcome {
         let path = "/v3/watch"
         var pending: [UInt8] = []
         var delivered = false
         do {
             for try await chunk in response.body {
+                progress.touch()
                 pending.append(contentsOf: chunk.readableBytesView)
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = pending[..<newline]
@@ -484,14 +620,19 @@ public final class EtcdClient: Datastore {
                         }
                         throw DatastoreError.watchEnded(endpoint: endpoint, reason: reason)
                     }
-                    for event in result.events ?? [] {
+                    let events = try (result.events ?? []).map { event -> WatchEvent in
                         let kv = try decode(event.kv, from: endpoint, path: path)
+                        return event.type == "DELETE" ? .delete(key: kv.key, revision: kv.modRevision) : .put(kv)
+                    }
+                    if let last = events.last {
                         delivered = true
-                        if event.type == "DELETE" {
-                            continuation.yield(.delete(key: kv.key, revision: kv.modRevision))
-                        } else {
-                            continuation.yield(.put(kv))
-                        }
+                        continuation.yield(events)
+                        progress.delivered(upTo: last.revision)
+                    } else if let revision = try? EtcdWire.int64(result.header?.revision, "header.revision"), revision > 0,
+                              result.created != true || progress.nextRevision == 0 {
+                        // A progress notification (sent only once the watch has caught up), or the creation
+                        // of a watch "from now": everything up to the header revision is delivered.
+                        progress.delivered(upTo: revision)
                     }
                 }
             }

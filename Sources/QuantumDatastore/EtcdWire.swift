@@ -64,8 +64,10 @@ enum EtcdWire {
         var key: String
         var rangeEnd: String
         var startRevision: String
+        /// Asks etcd for periodic progress messages on an idle watch.
+        var progressNotify: Bool
         enum CodingKeys: String, CodingKey {
-            case key, rangeEnd = "range_end", startRevision = "start_revision"
+            case key, rangeEnd = "range_end", startRevision = "start_revision", progressNotify = "progress_notify"
         }
     }
 
@@ -141,13 +143,14 @@ enum EtcdWire {
             var kv: KV
         }
         struct Result: Decodable {
+            var header: Header?
             var created: Bool?
             var canceled: Bool?
             var cancelReason: String?
             var compactRevision: String?
             var events: [Event]?
             enum CodingKeys: String, CodingKey {
-                case created, canceled, events
+                case header, created, canceled, events
                 case cancelReason = "cancel_reason", compactRevision = "compact_revision"
             }
         }

@@ -15,7 +15,7 @@ public final class InMemoryDatastore: Datastore {
 
     private struct Watcher {
         var prefix: String
-        var continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation
+        var continuation: AsyncThrowingStream<[WatchEvent], any Error>.Continuation
     }
 
     private struct State {
@@ -24,14 +24,16 @@ public final class InMemoryDatastore: Datastore {
         var keys: [String: KeyValue] = [:]
         var leases: [Int64: LeaseState] = [:]
         var nextLeaseID: Int64 = 0x1000
-        var history: [(revision: Int64, event: WatchEvent)] = []
+        var history: [(revision: Int64, events: [WatchEvent])] = []
         var watchers: [Int: Watcher] = [:]
         var nextWatcherID = 0
 
-        mutating func publish(_ event: WatchEvent, key: String) {
-            history.append((revision, event))
-            for watcher in watchers.values where key.hasPrefix(watcher.prefix) {
-                watcher.continuation.yield(event)
+        /// Records the events of one revision and sends each watcher those under its prefix, as one message.
+        mutating func publish(_ events: [WatchEvent]) {
+            history.append((revision, events))
+            for watcher in watchers.values {
+                let matching = events.filter { $0.key.hasPrefix(watcher.prefix) }
+                if !matching.isEmpty { watcher.continuation.yield(matching) }
             }
         }
 
@@ -47,10 +49,8 @@ public final class InMemoryDatastore: Datastore {
             let doomed = keys.values.filter { $0.lease == id }.map(\.key).sorted()
             guard !doomed.isEmpty else { return }
             revision += 1
-            for key in doomed {
-                keys[key] = nil
-                publish(.delete(key: key, revision: revision), key: key)
-            }
+            for key in doomed { keys[key] = nil }
+            publish(doomed.map { .delete(key: $0, revision: revision) })
         }
 
         mutating func write(_ key: String, value: [UInt8], lease: Int64?) throws {
@@ -60,7 +60,7 @@ public final class InMemoryDatastore: Datastore {
             let created = keys[key]?.createRevision ?? revision
             let kv = KeyValue(key: key, value: value, createRevision: created, modRevision: revision, lease: leaseID)
             keys[key] = kv
-            publish(.put(kv), key: key)
+            publish([.put(kv)])
         }
     }
 
@@ -113,7 +113,7 @@ public final class InMemoryDatastore: Datastore {
             guard state.keys[key] != nil else { return }
             state.revision += 1
             state.keys[key] = nil
-            state.publish(.delete(key: key, revision: state.revision), key: key)
+            state.publish([.delete(key: key, revision: state.revision)])
         }
     }
 
@@ -140,20 +140,17 @@ public final class InMemoryDatastore: Datastore {
         withState { $0.removeLease(lease) }
     }
 
-    public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<WatchEvent, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: WatchEvent.self, throwing: (any Error).self)
+    public func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<[WatchEvent], any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: [WatchEvent].self, throwing: (any Error).self)
         let id: Int? = withState { state in
             if fromRevision > 0, fromRevision < state.compactRevision {
                 continuation.finish(throwing: DatastoreError.compacted(
                     requested: fromRevision, compactRevision: state.compactRevision))
                 return nil
             }
-            for (revision, event) in state.history where revision >= fromRevision {
-                switch event {
-                case .put(let kv) where kv.key.hasPrefix(prefix): continuation.yield(event)
-                case .delete(let key, _) where key.hasPrefix(prefix): continuation.yield(event)
-                default: break
-                }
+            for (revision, events) in state.history where revision >= fromRevision {
+                let matching = events.filter { $0.key.hasPrefix(prefix) }
+                if !matching.isEmpty { continuation.yield(matching) }
             }
             state.nextWatcherID += 1
             state.watchers[state.nextWatcherID] = Watcher(prefix: prefix, continuation: continuation)

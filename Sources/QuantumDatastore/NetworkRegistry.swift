@@ -28,6 +28,9 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
     case addressHeld(IPv4Address, machineID: String)
     /// The address is held by a mapping that does not parse, so its owner is unknown.
     case addressHeldByUnreadableMapping(IPv4Address, key: String)
+    /// The address this node held was taken by another machine while the node's lease was
+    /// lost (etcd unreachable for longer than the lease time, or an operator's mistake).
+    case addressLost(IPv4Address, machineID: String)
     /// The claim kept losing compare-and-set races.
     case contended(IPv4Address)
     /// Every address DHCP may hand out is taken.
@@ -43,6 +46,8 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
             return "\(address) is held by machine \(machineID)"
         case .addressHeldByUnreadableMapping(let address, let key):
             return "\(address) is held by an unreadable mapping at \(key)"
+        case .addressLost(let address, let machineID):
+            return "lost private address \(address): it is now held by machine \(machineID)"
         case .contended(let address):
             return "\(address) kept changing while being claimed; try again"
         case .networkFull(let network):
@@ -59,6 +64,8 @@ public final class NetworkRegistry: Sendable {
     /// Versions (`key@modRevision`) of unusable node values already warned about, so each
     /// bad value is reported once, not at every resync.
     private let reportedBadValues = Mutex<Set<String>>([])
+    /// The one map of nodes: what was last handed to the engine, per address.
+    private let delivered = Mutex<[IPv4Address: Delivered]>([:])
     /// The key prefix, without a trailing slash (e.g. `/quantum`).
     public let prefix: String
 
@@ -216,17 +223,42 @@ public final class NetworkRegistry: Sendable {
         try await store.revoke(lease: lease.id)
     }
 
+    /// Claims `address` again for the machine of `mapping`, bound to a new lease of
+    /// `config.leaseTimeSeconds`: what a node that remembers its address does when etcd is
+    /// back (after a lost lease, or a start from the local cache). Compare-and-set as in
+    /// ``claim(address:mapping:config:machineID:preferred:)``; fails with
+    /// ``RegistryError/addressLost(_:machineID:)`` when another machine holds the address.
+    public func reclaim(_ address: IPv4Address, mapping: Mapping, config: NetworkConfig) async throws -> Lease {
+        let newID = try await store.grantLease(ttlSeconds: config.leaseTimeSeconds)
+        do {
+            switch try await tryClaim(address, value: mapping.json(), machineID: mapping.machineID, lease: newID) {
+            case .claimed:
+                logger.info("claimed the address again", metadata: ["address": "\(address)", "lease": "\(newID)"])
+                return Lease(address: address, id: newID, key: nodeKey(address))
+            case .held(.addressHeld(_, let machineID)): throw RegistryError.addressLost(address, machineID: machineID)
+            case .held(let error): throw error
+            case .lostRace: throw RegistryError.contended(address)
+            }
+        } catch {
+            try? await store.revoke(lease: newID)
+            throw error
+        }
+    }
+
     // MARK: Keep-alive
 
-    /// Keeps `lease` alive every `interval` until the task is cancelled.
+    /// Keeps `lease` alive every `interval` until the task is cancelled (then it returns).
     ///
-    /// When the lease is gone or the node key no longer carries it, a new lease of
-    /// `config.leaseTimeSeconds` is granted and the same address is claimed again by
-    /// compare-and-set, with `mapping` as its value;
-    /// `onRenew` receives the new lease. Datastore errors are logged in one line and retried
-    /// with a backoff (1 s doubling up to `interval`, at most 30 s); this never throws.
+    /// When the lease is gone or the node key no longer carries it, the same address is
+    /// claimed again with ``reclaim(_:mapping:config:)``; `onRenew` receives the new lease.
+    /// When the network configuration key is absent (the prefix was wiped), `config` is
+    /// stored again by create-if-absent. Datastore errors are logged in one line and retried
+    /// with a backoff (1 s doubling up to `interval`, at most 30 s).
+    ///
+    /// - Throws: ``RegistryError/addressLost(_:machineID:)`` when another machine holds the
+    ///   address: the node must stop rather than keep running under an address that is not its own.
     public func runKeepAlive(lease: Lease, mapping: Mapping, config: NetworkConfig, interval: Duration,
-                             onRenew: @Sendable (Lease) -> Void = { _ in }) async {
+                             onRenew: @Sendable (Lease) -> Void = { _ in }) async throws(RegistryError) {
         var current = lease
         var backoff = Duration.seconds(1)
         while !Task.isCancelled {
@@ -238,11 +270,17 @@ public final class NetworkRegistry: Sendable {
                         : stored == nil ? "\(current.key) was deleted" : "\(current.key) changed"
                     logger.warning("lost the address lease; claiming the same address again",
                                    metadata: ["address": "\(current.address)", "reason": "\(why)"])
-                    current = try await reclaim(current, mapping: mapping, leaseTime: config.leaseTimeSeconds, oldTTL: ttl)
+                    let renewed = try await reclaim(current.address, mapping: mapping, config: config)
+                    // The old lease may be alive but no longer hold the key: let it go.
+                    if ttl > 0 { try? await store.revoke(lease: current.id) }
+                    current = renewed
                     onRenew(current)
                 }
+                try await restoreConfigIfMissing(config)
                 backoff = .seconds(1)
                 try await Task.sleep(for: interval)
+            } catch RegistryError.addressLost(let address, let machineID) {
+                throw .addressLost(address, machineID: machineID)
             } catch is CancellationError {
                 return
             } catch {
@@ -255,48 +293,38 @@ public final class NetworkRegistry: Sendable {
         }
     }
 
-    /// Re-binds `lease.address` to a fresh lease; fails if another machine took it.
-    private func reclaim(_ lease: Lease, mapping: Mapping, leaseTime: Int64, oldTTL: Int64) async throws -> Lease {
-        let newID = try await store.grantLease(ttlSeconds: leaseTime)
-        do {
-            switch try await tryClaim(lease.address, value: mapping.json(), machineID: mapping.machineID, lease: newID) {
-            case .claimed:
-                // The old lease is alive but no longer holds the key: let it go.
-                if oldTTL > 0 { try? await store.revoke(lease: lease.id) }
-                logger.info("claimed the address again", metadata: ["address": "\(lease.address)", "lease": "\(newID)"])
-                return Lease(address: lease.address, id: newID, key: lease.key)
-            case .held(let error): throw error
-            case .lostRace: throw RegistryError.contended(lease.address)
-            }
-        } catch {
-            try? await store.revoke(lease: newID)
-            throw error
+    /// Stores `config` again (create-if-absent) when the configuration key is gone.
+    private func restoreConfigIfMissing(_ config: NetworkConfig) async throws {
+        guard try await store.get(configKey) == nil else { return }
+        if try await store.create(configKey, value: config.json(), lease: nil) {
+            logger.warning("the network configuration was missing; stored the one this node runs with again",
+                           metadata: ["key": "\(configKey)", "config": "\(describe(config))"])
         }
     }
 
-    // MARK: Mapping cache
+    // MARK: Mapping sync
 
-    /// The last map handed to `onChange`, shared between the resync loop and the watch task.
-    private final class Published: Sendable {
-        private let map = Mutex<[IPv4Address: Mapping]?>(nil)
-
-        /// Stores `new` and returns true when it differs from what was last published.
-        func update(_ new: [IPv4Address: Mapping]) -> Bool {
-            map.withLock { old in
-                defer { old = new }
-                return old != new
-            }
-        }
+    /// What was last handed to `onChange` for one address.
+    private struct Delivered: Equatable {
+        var mapping: Mapping
+        var createRevision: Int64
     }
 
-    /// Parses one node key/value; nil (with a warning naming the key, once per version) when it is unusable.
-    private func parseNode(_ item: KeyValue) -> (IPv4Address, Mapping)? {
+    /// How one node key/value reads: usable, or not (`address` is nil when the key names no address).
+    private struct ParsedNode {
+        var address: IPv4Address?
+        var delivered: Delivered?
+    }
+
+    /// Parses one node key/value; an unusable value (with a warning naming the key, once per
+    /// version) has no `delivered`.
+    private func parseNode(_ item: KeyValue, network: IPv4Prefix) -> ParsedNode {
         let suffix = item.key.dropFirst(nodesPrefix.count)
         guard let address = IPv4Address(suffix) else {
             if firstReport(of: item) {
                 logger.warning("skipping a node key that is not an IPv4 address", metadata: ["key": "\(item.key)"])
             }
-            return nil
+            return ParsedNode(address: nil, delivered: nil)
         }
         let mapping: Mapping
         do {
@@ -306,16 +334,23 @@ public final class NetworkRegistry: Sendable {
                 logger.warning("skipping a mapping that does not parse",
                                metadata: ["key": "\(item.key)", "problem": "\(describeDecodingError(error))"])
             }
-            return nil
+            return ParsedNode(address: address, delivered: nil)
         }
         guard mapping.privateIP == address else {
             if firstReport(of: item) {
                 logger.warning("skipping a mapping whose privateIP differs from its key",
                                metadata: ["key": "\(item.key)", "privateIP": "\(mapping.privateIP)"])
             }
-            return nil
+            return ParsedNode(address: address, delivered: nil)
         }
-        return (address, mapping)
+        guard network.contains(address) else {
+            if firstReport(of: item) {
+                logger.warning("skipping a mapping whose private IP is outside the network",
+                               metadata: ["key": "\(item.key)", "network": "\(network)"])
+            }
+            return ParsedNode(address: address, delivered: nil)
+        }
+        return ParsedNode(address: address, delivered: Delivered(mapping: mapping, createRevision: item.createRevision))
     }
 
     /// True the first time this version of a bad value is seen. The memory is bounded:
@@ -329,28 +364,40 @@ public final class NetworkRegistry: Sendable {
 
     private static let reportedBadValuesLimit = 4096
 
-    /// Keeps a local copy of every node mapping and reports each new version of it.
+    /// The mappings last handed to the engine, one per address (for the local cache).
+    public func deliveredMappings() -> [MappingUpdate] {
+        delivered.withLock { delivered in
+            delivered.map { MappingUpdate(address: $0.key, mapping: $0.value.mapping, createRevision: $0.value.createRevision) }
+        }
+    }
+
+    /// Follows the map of nodes and hands `onChange` only what changed.
     ///
-    /// Lists `<prefix>/nodes/`, then watches from the next revision, calling `onChange`
-    /// with the whole map after every change. Every `syncInterval` the map is rebuilt from a
-    /// fresh list. On a datastore error it logs one line, backs off (1 s doubling to 10 s),
-    /// lists again and re-watches. Runs until the task is cancelled.
-    public func runMappingSync(syncInterval: Duration,
-                               onChange: @escaping @Sendable ([IPv4Address: Mapping]) -> Void) async {
-        let published = Published()
+    /// Lists `<prefix>/nodes/`, then watches from the next revision. Each call of `onChange`
+    /// carries the changes of one watch message, or of one full listing (the difference from
+    /// what was delivered before; a key gone or no longer usable is a deletion, `mapping: nil`).
+    /// A mapping that does not parse, whose privateIP differs from its key, or whose address
+    /// lies outside `config.network` is skipped with one warning per version naming the key.
+    /// Every `syncInterval` the map is listed afresh. On a datastore error it logs one line,
+    /// backs off (1 s doubling to 10 s), lists again and re-watches. Runs until cancelled;
+    /// run it once per registry.
+    ///
+    /// - Parameter alreadyDelivered: mappings the engine already has (from the local cache), so
+    ///   that the first listing reports only the differences, deletions included.
+    public func runMappingSync(config: NetworkConfig, syncInterval: Duration, alreadyDelivered: [MappingUpdate] = [],
+                               onChange: @escaping @Sendable ([MappingUpdate]) -> Void) async {
+        delivered.withLock { delivered in
+            for update in alreadyDelivered {
+                delivered[update.address] = update.mapping.map { Delivered(mapping: $0, createRevision: update.createRevision) }
+            }
+        }
         var backoff = Duration.seconds(1)
         while !Task.isCancelled {
             do {
-                let (items, revision) = try await store.list(prefix: nodesPrefix)
-                var map: [IPv4Address: Mapping] = [:]
-                for item in items {
-                    if let (address, mapping) = parseNode(item) { map[address] = mapping }
-                }
-                if published.update(map) { onChange(map) }
-                let snapshot = map
+                let revision = try await resync(network: config.network, onChange: onChange)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { [self] in
-                        try await self.follow(from: revision + 1, map: snapshot, published: published, onChange: onChange)
+                        try await self.follow(from: revision + 1, network: config.network, onChange: onChange)
                     }
                     group.addTask { try await Task.sleep(for: syncInterval) }
                     try await group.next()
@@ -369,23 +416,54 @@ public final class NetworkRegistry: Sendable {
         }
     }
 
-    /// Applies watch events to `map` until the watch fails (it never ends without an error).
-    private func follow(from revision: Int64, map initial: [IPv4Address: Mapping], published: Published,
-                        onChange: @Sendable ([IPv4Address: Mapping]) -> Void) async throws {
-        var map = initial
-        for try await event in store.watch(prefix: nodesPrefix, fromRevision: revision) {
-            switch event {
-            case .put(let item):
-                if let (address, mapping) = parseNode(item) {
-                    map[address] = mapping
-                } else if let address = IPv4Address(item.key.dropFirst(nodesPrefix.count)) {
-                    map[address] = nil
-                }
-            case .delete(let key, _):
-                guard let address = IPv4Address(key.dropFirst(nodesPrefix.count)) else { continue }
-                map[address] = nil
+    /// Lists every node, replaces the delivered map with it and reports the differences;
+    /// returns the revision of the listing.
+    private func resync(network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) async throws -> Int64 {
+        let (items, revision) = try await store.list(prefix: nodesPrefix)
+        var fresh: [IPv4Address: Delivered] = [:]
+        fresh.reserveCapacity(items.count)
+        for item in items {
+            let parsed = parseNode(item, network: network)
+            if let address = parsed.address, let entry = parsed.delivered { fresh[address] = entry }
+        }
+        let updates = delivered.withLock { delivered in
+            var updates: [MappingUpdate] = []
+            for (address, entry) in fresh where delivered[address] != entry {
+                updates.append(MappingUpdate(address: address, mapping: entry.mapping, createRevision: entry.createRevision))
             }
-            if published.update(map) { onChange(map) }
+            for address in delivered.keys where fresh[address] == nil {
+                updates.append(MappingUpdate(address: address, mapping: nil, createRevision: 0))
+            }
+            delivered = fresh
+            return updates
+        }
+        if !updates.isEmpty { onChange(updates) }
+        return revision
+    }
+
+    /// Applies watch messages to the delivered map until the watch fails (it never ends without an error).
+    private func follow(from revision: Int64, network: IPv4Prefix,
+                        onChange: @Sendable ([MappingUpdate]) -> Void) async throws {
+        for try await events in store.watch(prefix: nodesPrefix, fromRevision: revision) {
+            let changes: [ParsedNode] = events.map { event in
+                switch event {
+                case .put(let item):
+                    return parseNode(item, network: network)
+                case .delete(let key, _):
+                    return ParsedNode(address: IPv4Address(key.dropFirst(nodesPrefix.count)), delivered: nil)
+                }
+            }
+            let updates = delivered.withLock { delivered in
+                var updates: [MappingUpdate] = []
+                for change in changes {
+                    guard let address = change.address, delivered[address] != change.delivered else { continue }
+                    delivered[address] = change.delivered
+                    updates.append(MappingUpdate(address: address, mapping: change.delivered?.mapping,
+                                                 createRevision: change.delivered?.createRevision ?? 0))
+                }
+                return updates
+            }
+            if !updates.isEmpty { onChange(updates) }
         }
         try Task.checkCancellation()
         throw DatastoreError.watchEnded(endpoint: "datastore", reason: "the watch stream finished")

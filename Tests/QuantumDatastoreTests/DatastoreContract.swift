@@ -83,8 +83,9 @@ enum DatastoreContract {
         let (_, revision) = try await store.list(prefix: "/w/")
         let events = Box<[WatchEvent]>([])
         let task = Task {
-            for try await event in store.watch(prefix: "/w/", fromRevision: revision + 1) {
-                events.update { $0.append(event) }
+            for try await batch in store.watch(prefix: "/w/", fromRevision: revision + 1) {
+                XCTAssertFalse(batch.isEmpty, "a watch message is never empty")
+                events.update { $0 += batch }
             }
         }
         defer { task.cancel() }
@@ -129,8 +130,8 @@ final class InMemoryDatastoreTests: XCTestCase {
         let start = store.revision
         try await store.put("/h/b", value: [2], lease: nil)
         var iterator = store.watch(prefix: "/h/", fromRevision: start).makeAsyncIterator()
-        let first = try await iterator.next()
-        let second = try await iterator.next()
+        let first = try await iterator.next()?.first
+        let second = try await iterator.next()?.first
         guard case .put(let a) = first, case .put(let b) = second else { return XCTFail("expected two puts") }
         XCTAssertEqual([a.key, b.key], ["/h/a", "/h/b"])
     }

@@ -89,8 +89,8 @@ final class EtcdIntegrationTests: XCTestCase {
         let value = try await store.get("/f/k")
         XCTAssertEqual(value?.value, [1])
         var seen: [WatchEvent] = []
-        for try await event in store.watch(prefix: "/f/", fromRevision: 1) {
-            seen.append(event)
+        for try await batch in store.watch(prefix: "/f/", fromRevision: 1) {
+            seen += batch
             break
         }
         XCTAssertEqual(seen.count, 1)
@@ -147,7 +147,7 @@ final class EtcdIntegrationTests: XCTestCase {
         let value = try await store.get("/a")
         XCTAssertEqual(value?.value, [1])
         let events = Box<[WatchEvent]>([])
-        let task = Task { for try await event in store.watch(prefix: "/a", fromRevision: 1) { events.update { $0.append(event) } } }
+        let task = Task { for try await batch in store.watch(prefix: "/a", fromRevision: 1) { events.update { $0 += batch } } }
         defer { task.cancel() }
         try await eventually("authenticated watch") { events.get().count == 1 }
 
@@ -216,28 +216,90 @@ final class EtcdIntegrationTests: XCTestCase {
         let server = try await start()
         let store = try client(server)
         let registry = NetworkRegistry(store: store, prefix: "/quantum", logger: log.logger)
-        let maps = Box<[[IPv4Address: Mapping]]>([])
-        let sync = Task { await registry.runMappingSync(syncInterval: .seconds(30)) { map in maps.update { $0.append(map) } } }
+        let known = Box<[IPv4Address: Mapping]>([:])
+        let sync = Task {
+            await registry.runMappingSync(config: Fixtures.config, syncInterval: .seconds(30)) { updates in
+                known.update { map in for update in updates { map[update.address] = update.mapping } }
+            }
+        }
         defer { sync.cancel() }
-        try await eventually("initial map") { maps.get().count == 1 }
 
         let lease = try await registry.claim(address: nil, mapping: Fixtures.mapping(machine: 1), config: Fixtures.config,
                                              machineID: Fixtures.machineID(1), preferred: nil)
-        try await eventually("claimed mapping in the cache") { maps.get().last?[lease.address] != nil }
+        try await eventually("claimed mapping delivered") { known.get()[lease.address] != nil }
 
         let renewed = Box<Lease?>(nil)
         let keepAlive = Task {
-            await registry.runKeepAlive(lease: lease, mapping: Fixtures.mapping(machine: 1)(lease.address),
-                                        config: Fixtures.config, interval: .milliseconds(100)) { renewed.set($0) }
+            try await registry.runKeepAlive(lease: lease, mapping: Fixtures.mapping(machine: 1)(lease.address),
+                                            config: Fixtures.config, interval: .milliseconds(100)) { renewed.set($0) }
         }
         defer { keepAlive.cancel() }
         try await store.revoke(lease: lease.id)
         try await eventually("re-claimed after revoke") { renewed.get() != nil }
         XCTAssertEqual(renewed.get()?.address, lease.address)
-        try await eventually("mapping back in the cache") { maps.get().last?[lease.address] != nil }
+        try await eventually("mapping delivered again") { known.get()[lease.address] != nil }
         sync.cancel()
         keepAlive.cancel()
         await sync.value
-        await keepAlive.value
+        try await keepAlive.value
+    }
+
+    /// The scale drill: 10,000 mappings written one by one by `scripts/seed-mappings.py` while a
+    /// registry follows them. Every one must be delivered, as changes (never whole maps), with
+    /// the process's peak memory staying bounded.
+    func testTenThousandAdditionsAreAbsorbedAsChanges() async throws {
+        let server = try await start()
+        let store = try client(server)
+        let count = 10_000
+        let wide = try NetworkConfig(network: Fixtures.prefix("10.99.0.0/16"), staticRange: Fixtures.prefix("10.99.0.0/24"),
+                                     floatingRange: Fixtures.prefix("10.99.1.0/24"), leaseTimeSeconds: 60)
+        let registry = NetworkRegistry(store: store, prefix: "/quantum", logger: log.logger)
+        let delivered = Box<(calls: Int, updates: Int, largest: Int, known: Set<IPv4Address>)>((0, 0, 0, []))
+        let sync = Task {
+            await registry.runMappingSync(config: wide, syncInterval: .seconds(300)) { updates in
+                delivered.update { state in
+                    state.calls += 1
+                    state.updates += updates.count
+                    state.largest = max(state.largest, updates.count)
+                    for update in updates where update.mapping != nil { state.known.insert(update.address) }
+                }
+            }
+        }
+        defer { sync.cancel() }
+        let peakBefore = try Self.peakResidentKiB()
+        let started = ContinuousClock.now
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/seed-mappings.py").path
+        let seeder = Process()
+        seeder.executableURL = URL(fileURLWithPath: try EtcdServer.binary("python3"))
+        seeder.arguments = [script, "--endpoint", server.url, "--count", String(count)]
+        let output = Pipe()
+        seeder.standardOutput = output
+        try seeder.run()
+        let seeded = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        seeder.waitUntilExit()
+        XCTAssertEqual(seeder.terminationStatus, 0, seeded)
+        try await eventually("all \(count) mappings delivered", timeout: .seconds(60)) { delivered.get().known.count == count }
+        let elapsed = ContinuousClock.now - started
+        let peakGrowth = try Self.peakResidentKiB() - peakBefore
+        let state = delivered.get()
+        print("""
+            scale: \(seeded.trimmingCharacters(in: .whitespacesAndNewlines)); all \(count) delivered \(elapsed) after the \
+            seeding began, in \(state.calls) calls (largest \(state.largest) updates), peak RSS grew by \(peakGrowth / 1024) MiB
+            """)
+        XCTAssertEqual(state.updates, count, "each addition is delivered once")
+        XCTAssertLessThan(peakGrowth, 256 * 1024, "memory must stay bounded (whole-map copies per event used gigabytes)")
+        sync.cancel()
+        await sync.value
+    }
+
+    /// VmHWM of this process: the peak resident set size, in KiB.
+    static func peakResidentKiB() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) else {
+            throw EtcdServer.Failure("no VmHWM in /proc/self/status")
+        }
+        return kib
     }
 }

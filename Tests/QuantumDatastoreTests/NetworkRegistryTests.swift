@@ -173,9 +173,11 @@ final class NetworkRegistryTests: XCTestCase {
         let mapping = Fixtures.mapping(machine: 1)(lease.address)
         let renewed = Box<[Lease]>([])
         let registry = self.registry, config = self.config
-        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .milliseconds(20)) { new in
-            renewed.update { $0.append(new) }
-        } }
+        let task = Task {
+            try await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .milliseconds(20)) { new in
+                renewed.update { $0.append(new) }
+            }
+        }
         defer { task.cancel() }
         try await store.revoke(lease: lease.id)
         try await eventually("re-claim after revoke") { renewed.get().count == 1 }
@@ -191,46 +193,169 @@ final class NetworkRegistryTests: XCTestCase {
         let afterDelete = try await store.get(lease.key)
         XCTAssertEqual(afterDelete?.lease, renewed.get().last?.id)
         task.cancel()
-        await task.value
+        try await task.value
     }
 
-    func testKeepAliveDoesNotStealAddressTakenByAnotherMachine() async throws {
+    func testKeepAliveStopsWhenAnotherMachineTookTheAddress() async throws {
         let lease = try await claim(1, address: "10.99.0.5")
         let mapping = Fixtures.mapping(machine: 1)(lease.address)
         try await store.revoke(lease: lease.id)
         _ = try await claim(2, address: "10.99.0.5")
         let registry = self.registry, config = self.config
-        let task = Task { await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .milliseconds(20)) }
-        try await eventually("the keep-alive reports the conflict") {
-            !log.matching(.error, "keep-alive", "is held by machine \(Fixtures.machineID(2))").isEmpty
+        let task = Task {
+            try await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .milliseconds(20))
         }
-        task.cancel()
-        await task.value
+        let outcome = await Task {
+            // Bounded: a keep-alive that retries instead of stopping fails here rather than hanging the suite.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await task.value }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(5))
+                    task.cancel()
+                    XCTFail("the keep-alive did not stop")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }.result
+        guard case .failure(let error) = outcome else { return XCTFail("the keep-alive must end with an error") }
+        XCTAssertEqual(error as? RegistryError, .addressLost(lease.address, machineID: Fixtures.machineID(2)))
+        XCTAssertEqual("\(error)", "lost private address 10.99.0.5: it is now held by machine \(Fixtures.machineID(2))")
         let stored = try await store.get(lease.key)
         XCTAssertEqual(try Mapping.parse(json: XCTUnwrap(stored).value).machineID, Fixtures.machineID(2))
     }
 
-    // MARK: Mapping cache
-
-    func startSync(interval: Duration = .seconds(60)) -> (Task<Void, Never>, Box<[[IPv4Address: Mapping]]>) {
-        let maps = Box<[[IPv4Address: Mapping]]>([])
-        let registry = self.registry
-        let task = Task { await registry.runMappingSync(syncInterval: interval) { map in maps.update { $0.append(map) } } }
-        return (task, maps)
+    func testReclaimOfAnAddressHeldByAnotherMachineIsAddressLost() async throws {
+        let taken = try await claim(2)
+        do {
+            _ = try await registry.reclaim(taken.address, mapping: Fixtures.mapping(machine: 1)(taken.address), config: config)
+            XCTFail("the address is held by machine 2")
+        } catch let error as RegistryError {
+            XCTAssertEqual(error, .addressLost(taken.address, machineID: Fixtures.machineID(2)))
+        }
+        let free = Fixtures.address("10.99.0.50")
+        let lease = try await registry.reclaim(free, mapping: Fixtures.mapping(machine: 1)(free), config: config)
+        XCTAssertEqual(lease.address, free)
+        let stored = try await store.get(lease.key)
+        XCTAssertEqual(stored?.lease, lease.id)
     }
 
-    func testSyncSeesExistingAndWatchedChanges() async throws {
-        let first = try await claim(1)
-        let (task, maps) = startSync()
+    func testKeepAliveRestoresConfigAndMappingAfterPrefixWipe() async throws {
+        _ = try await registry.bootstrapConfig(proposed: config)
+        let lease = try await claim(1)
+        let mapping = Fixtures.mapping(machine: 1)(lease.address)
+        let registry = self.registry, config = self.config
+        let task = Task {
+            try await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .milliseconds(50))
+        }
         defer { task.cancel() }
-        try await eventually("initial map") { maps.get().last?.count == 1 }
-        XCTAssertEqual(maps.get().last?[first.address]?.machineID, Fixtures.machineID(1))
+        // etcdctl del --prefix /quantum
+        for item in try await store.list(prefix: "/quantum").items { try await store.delete(item.key) }
+        try await eventually("config and mapping re-created within one interval", timeout: .seconds(2)) {
+            let config = try await store.get("/quantum/config"), mapping = try await store.get(lease.key)
+            return config != nil && mapping != nil
+        }
+        let storedConfig = try await store.get("/quantum/config")
+        XCTAssertEqual(try NetworkConfig.parse(json: XCTUnwrap(storedConfig).value), config)
+        let storedMapping = try await store.get(lease.key)
+        XCTAssertEqual(try Mapping.parse(json: XCTUnwrap(storedMapping).value), mapping)
+        XCTAssertEqual(log.matching(.warning, "network configuration was missing", "/quantum/config").count, 1)
+        task.cancel()
+        try await task.value
+    }
+
+    // MARK: Mapping sync
+
+    func startSync(interval: Duration = .seconds(60), alreadyDelivered: [MappingUpdate] = [],
+                   store: (any Datastore)? = nil) -> (Task<Void, Never>, Box<[[MappingUpdate]]>) {
+        let calls = Box<[[MappingUpdate]]>([])
+        let registry = NetworkRegistry(store: store ?? self.store, prefix: "/quantum", logger: log.logger)
+        let config = self.config
+        let task = Task {
+            await registry.runMappingSync(config: config, syncInterval: interval, alreadyDelivered: alreadyDelivered) { updates in
+                calls.update { $0.append(updates) }
+            }
+        }
+        return (task, calls)
+    }
+
+    func testSyncDeliversOnlyChanges() async throws {
+        let first = try await claim(1)
+        let (task, calls) = startSync()
+        defer { task.cancel() }
+        try await eventually("initial listing") { calls.get().count == 1 }
+        let initial = try XCTUnwrap(calls.get().first)
+        XCTAssertEqual(initial.map(\.address), [first.address])
+        let firstKey = try await store.get(first.key)
+        XCTAssertEqual(initial.first?.createRevision, firstKey?.createRevision, "the create revision comes from the store")
+        XCTAssertNotEqual(initial.first?.createRevision, 0)
 
         let second = try await claim(2)
-        try await eventually("watched put") { maps.get().last?[second.address] != nil }
+        try await eventually("watched put") { calls.get().count == 2 }
+        let secondKey = try await store.get(second.key)
+        XCTAssertEqual(calls.get()[1], [MappingUpdate(address: second.address, mapping: Fixtures.mapping(machine: 2)(second.address),
+                                                      createRevision: try XCTUnwrap(secondKey).createRevision)],
+                       "only the new node, not the whole map")
         try await registry.release(lease: first)
-        try await eventually("watched delete") { maps.get().last?[first.address] == nil }
-        XCTAssertEqual(maps.get().last?.keys.sorted(), [second.address])
+        try await eventually("watched delete") { calls.get().count == 3 }
+        XCTAssertEqual(calls.get()[2], [MappingUpdate(address: first.address, mapping: nil, createRevision: 0)])
+        task.cancel()
+        await task.value
+    }
+
+    func testResyncDeliversTheDifferenceIncludingDeletions() async throws {
+        // The watch of this store never delivers anything: only the periodic full listing can see changes.
+        let deaf = DeafWatchStore(inner: store)
+        let first = try await claim(1)
+        let second = try await claim(2)
+        let (task, calls) = startSync(interval: .milliseconds(100), store: deaf)
+        defer { task.cancel() }
+        try await eventually("initial listing") { calls.get().count == 1 }
+        XCTAssertEqual(Set(calls.get().first?.map(\.address) ?? []), [first.address, second.address])
+        try await registry.release(lease: first)
+        let third = try await claim(3, address: "10.99.0.7")
+        try await eventually("listing after the change") { calls.get().count == 2 }
+        let diff = calls.get()[1].sorted { $0.address < $1.address }
+        XCTAssertEqual(diff.map(\.address), [first.address, third.address].sorted())
+        XCTAssertNil(diff.first { $0.address == first.address }?.mapping, "a vanished node is a deletion")
+        XCTAssertNotNil(diff.first { $0.address == third.address }?.mapping)
+        // Nothing changes: later listings deliver nothing.
+        try await Task.sleep(for: .milliseconds(350))
+        XCTAssertEqual(calls.get().count, 2, "an unchanged listing must not call onChange")
+        task.cancel()
+        await task.value
+    }
+
+    func testSyncStartingFromCachedMappingsDeliversOnlyDifferences() async throws {
+        let kept = try await claim(1)
+        let keptKey = try await store.get(kept.key)
+        let keptUpdate = MappingUpdate(address: kept.address, mapping: Fixtures.mapping(machine: 1)(kept.address),
+                                       createRevision: try XCTUnwrap(keptKey).createRevision)
+        let gone = Fixtures.address("10.99.0.90")
+        let goneUpdate = MappingUpdate(address: gone, mapping: Fixtures.mapping(machine: 9)(gone), createRevision: 1)
+        let (task, calls) = startSync(alreadyDelivered: [keptUpdate, goneUpdate])
+        defer { task.cancel() }
+        try await eventually("initial listing") { calls.get().count == 1 }
+        XCTAssertEqual(calls.get().first, [MappingUpdate(address: gone, mapping: nil, createRevision: 0)])
+        task.cancel()
+        await task.value
+    }
+
+    func testSyncSkipsMappingsOutsideTheNetwork() async throws {
+        let outside = Fixtures.address("10.98.0.7")
+        try await store.put("/quantum/nodes/10.98.0.7", value: Fixtures.mapping(machine: 1)(outside).json(), lease: nil)
+        let inside = try await claim(2)
+        let (task, calls) = startSync()
+        defer { task.cancel() }
+        try await eventually("initial listing") { calls.get().count == 1 }
+        XCTAssertEqual(calls.get().first?.map(\.address), [inside.address])
+        XCTAssertEqual(log.matching(.warning, "outside the network", "/quantum/nodes/10.98.0.7").count, 1)
+        // Through the watch: a new version outside the network is skipped and warned about once.
+        try await store.put("/quantum/nodes/10.98.0.7", value: Fixtures.mapping(machine: 3)(outside).json(), lease: nil)
+        try await eventually("warning for the watched version") {
+            log.matching(.warning, "outside the network", "/quantum/nodes/10.98.0.7").count == 2
+        }
+        XCTAssertEqual(calls.get().count, 1, "nothing is delivered for a refused mapping")
         task.cancel()
         await task.value
     }
@@ -240,10 +365,10 @@ final class NetworkRegistryTests: XCTestCase {
         try await store.put("/quantum/nodes/10.99.0.41", value: good.json(), lease: nil)
         try await store.put("/quantum/nodes/10.99.0.40", value: Array(#"{"machineID":"zz"}"#.utf8), lease: nil)
         try await store.put("/quantum/nodes/10.99.0.42", value: good.json(), lease: nil)
-        let (task, maps) = startSync()
+        let (task, calls) = startSync()
         defer { task.cancel() }
-        try await eventually("initial map") { maps.get().count == 1 }
-        XCTAssertEqual(maps.get().last?.keys.sorted(), [Fixtures.address("10.99.0.41")])
+        try await eventually("initial map") { calls.get().count == 1 }
+        XCTAssertEqual(calls.get().last?.map(\.address), [Fixtures.address("10.99.0.41")])
         XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.40", "machineID").count, 1)
         XCTAssertEqual(log.matching(.warning, "privateIP differs", "/quantum/nodes/10.99.0.42").count, 1)
 
@@ -252,7 +377,12 @@ final class NetworkRegistryTests: XCTestCase {
         try await eventually("warning for watched corrupt mapping") {
             log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.43").count == 1
         }
-        XCTAssertEqual(maps.get().last?.keys.sorted(), [Fixtures.address("10.99.0.41")])
+        XCTAssertEqual(calls.get().count, 1)
+
+        // A good mapping replaced by a corrupt one is a deletion.
+        try await store.put("/quantum/nodes/10.99.0.41", value: Array("broken".utf8), lease: nil)
+        try await eventually("deletion of the now corrupt mapping") { calls.get().count == 2 }
+        XCTAssertEqual(calls.get()[1], [MappingUpdate(address: Fixtures.address("10.99.0.41"), mapping: nil, createRevision: 0)])
 
         // A resync reads the same bad values again: each version is reported once only.
         store.dropWatches(reason: "forced resync")
@@ -260,6 +390,7 @@ final class NetworkRegistryTests: XCTestCase {
         try await Task.sleep(for: .seconds(2))  // the backoff (1 s), then the full list again
         XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.40").count, 1)
         XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.43").count, 1)
+        XCTAssertEqual(calls.get().count, 2, "the resync found nothing new to deliver")
         // A new bad version of a key is reported again.
         try await store.put("/quantum/nodes/10.99.0.40", value: Array("still not json".utf8), lease: nil)
         try await eventually("warning for the new bad version") {
@@ -270,27 +401,16 @@ final class NetworkRegistryTests: XCTestCase {
     }
 
     func testSyncRecoversWhenTheWatchDrops() async throws {
-        let (task, maps) = startSync()
+        _ = try await claim(1)
+        let (task, calls) = startSync()
         defer { task.cancel() }
-        try await eventually("initial empty map") { maps.get().count == 1 }
+        try await eventually("initial listing") { calls.get().count == 1 }
         store.dropWatches(reason: "simulated connection loss")
-        let lease = try await claim(1)
-        try await eventually("change seen after re-watch", timeout: .seconds(5)) { maps.get().last?[lease.address] != nil }
+        let lease = try await claim(2)
+        try await eventually("change seen after re-watch", timeout: .seconds(5)) {
+            calls.get().contains { $0.contains { $0.address == lease.address && $0.mapping != nil } }
+        }
         XCTAssertEqual(log.matching(.warning, "mapping sync failed", "simulated connection loss").count, 1)
-        task.cancel()
-        await task.value
-    }
-
-    func testPeriodicResyncReplacesTheCache() async throws {
-        // The watch of this store never delivers anything: only the periodic full resync can see changes.
-        let deaf = DeafWatchStore(inner: store)
-        let registry = NetworkRegistry(store: deaf, prefix: "/quantum", logger: log.logger)
-        let maps = Box<[[IPv4Address: Mapping]]>([])
-        let task = Task { await registry.runMappingSync(syncInterval: .milliseconds(100)) { map in maps.update { $0.append(map) } } }
-        defer { task.cancel() }
-        try await eventually("initial empty map") { maps.get().count == 1 }
-        let lease = try await claim(1)
-        try await eventually("map after resync") { maps.get().last?[lease.address] != nil }
         task.cancel()
         await task.value
     }
@@ -313,7 +433,7 @@ struct DeafWatchStore: Datastore {
     func grantLease(ttlSeconds: Int64) async throws -> Int64 { try await inner.grantLease(ttlSeconds: ttlSeconds) }
     func keepAlive(lease: Int64) async throws -> Int64 { try await inner.keepAlive(lease: lease) }
     func revoke(lease: Int64) async throws { try await inner.revoke(lease: lease) }
-    func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<WatchEvent, any Error> {
+    func watch(prefix: String, fromRevision: Int64) -> AsyncThrowingStream<[WatchEvent], any Error> {
         // Holding the continuation in its own termination handler keeps the stream open until cancelled.
         AsyncThrowingStream { continuation in continuation.onTermination = { _ in _ = continuation } }
     }

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import QuantumCore
+import QuantumDatastore
+import Synchronization
+
+/// The last network configuration and map of nodes this node knew, kept in
+/// `<data-dir>/cache.json` so that a restart while etcd is unreachable can bring the
+/// network up from it (DESIGN.md §4). Written atomically (temporary file + rename), mode 0600.
+public struct LocalCache: Equatable, Sendable {
+    /// The network configuration the node ran with.
+    public var config: NetworkConfig
+    /// The nodes' mappings, each with the create revision of its key.
+    public var mappings: [MappingUpdate]
+
+    /// The file name inside the data directory.
+    public static let fileName = "cache.json"
+    /// The largest cache file read back (a map of some 100,000 nodes).
+    static let sizeLimit = 64 << 20
+
+    /// Why the cache file cannot be read or written; the text names the file.
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        /// One line naming the file and the problem.
+        public let description: String
+    }
+
+    /// Keeps only the updates that carry a mapping.
+    public init(config: NetworkConfig, mappings: [MappingUpdate]) {
+        self.config = config
+        self.mappings = mappings.filter { $0.mapping != nil }
+    }
+
+    /// `<dataDir>/cache.json`.
+    public static func path(dataDir: String) -> String {
+        dataDir.hasSuffix("/") ? dataDir + fileName : dataDir + "/" + fileName
+    }
+
+    /// The cache in `dataDir`; nil when there is none, ``Failure`` when it is unreadable or corrupt.
+    public static func load(dataDir: String) throws(Failure) -> LocalCache? {
+        let filePath = path(dataDir: dataDir)
+        let bytes: [UInt8]?
+        do { bytes = try FileSystem.read(filePath, limit: sizeLimit) } catch {
+            throw Failure(description: "cannot read \(filePath): \(error)")
+        }
+        guard let bytes else { return nil }
+        let file: FileFormat
+        do {
+            file = try JSONDecoder().decode(FileFormat.self, from: Data(bytes))
+        } catch {
+            throw Failure(description: "\(filePath) is corrupt: \(describeDecodingError(error))")
+        }
+        guard file.version == FileFormat.currentVersion else {
+            throw Failure(description: "\(filePath) has version \(file.version), expected \(FileFormat.currentVersion)")
+        }
+        for node in file.nodes where !file.config.network.contains(node.mapping.privateIP) {
+            throw Failure(description: "\(filePath) is corrupt: node \(node.mapping.privateIP) is outside network \(file.config.network)")
+        }
+        return LocalCache(config: file.config, mappings: file.nodes.map {
+            MappingUpdate(address: $0.mapping.privateIP, mapping: $0.mapping, createRevision: $0.createRevision)
+        })
+    }
+
+    /// Writes the cache to `dataDir` atomically, mode 0600.
+    public func save(dataDir: String) throws(Failure) {
+        let filePath = Self.path(dataDir: dataDir)
+        let file = FileFormat(version: FileFormat.currentVersion, config: config, nodes: mappings.compactMap { update in
+            update.mapping.map { FileFormat.Node(createRevision: update.createRevision, mapping: $0) }
+        })
+        // Encoding addresses, strings and numbers cannot fail.
+        let bytes = Array(try! JSONEncoder().encode(file))
+        do { try FileSystem.writeAtomically(bytes, to: filePath, mode: 0o600) } catch {
+            throw Failure(description: "cannot write \(filePath): \(error)")
+        }
+    }
+
+    /// The JSON layout of `cache.json`.
+    private struct FileFormat: Codable {
+        static let currentVersion = 1
+
+        struct Node: Codable {
+            var createRevision: Int64
+            var mapping: Mapping
+        }
+
+        var version: Int
+        var config: NetworkConfig
+        var nodes: [Node]
+    }
+}
+
+/// Writes the local cache when the map of nodes changed, at most once per tick, so that a
+/// burst of changes costs one write, not one per change.
+final class CacheWriter: Sendable {
+    private let changed = Atomic<Bool>(false)
+
+    /// Notes that the map changed; the next tick writes it.
+    func markChanged() {
+        changed.store(true, ordering: .relaxed)
+    }
+
+    /// Writes `snapshot()` once now, then after each tick of `ticks` when something changed,
+    /// until `ticks` ends or the task is cancelled. A failed write is logged and retried at the next tick.
+    func run(ticks: some AsyncSequence<Void, Never>, logger: Logger,
+             snapshot: () -> LocalCache, write: (LocalCache) throws -> Void) async {
+        save(snapshot(), logger: logger, write: write)
+        for await _ in ticks {
+            guard changed.exchange(false, ordering: .acquiringAndReleasing) else { continue }
+            if !save(snapshot(), logger: logger, write: write) { markChanged() }
+        }
+    }
+
+    /// Writes one snapshot; false (with a warning) when that failed.
+    @discardableResult
+    private func save(_ cache: LocalCache, logger: Logger, write: (LocalCache) throws -> Void) -> Bool {
+        do {
+            try write(cache)
+            return true
+        } catch {
+            logger.warning("could not update the local cache: \(error)")
+            return false
+        }
+    }
+
+    /// One tick every `period` until the task is cancelled.
+    static func ticks(every period: Duration) -> AsyncStream<Void> {
+        AsyncStream {
+            do { try await Task.sleep(for: period) } catch { return nil }
+            return ()
+        }
+    }
+}
