@@ -571,7 +571,10 @@ tc_restart_from_cache() {
     must_ping 1 2
     must_ping 2 1
     before=${QT_IP[2]} key=$(node_key 2)
-    qt_step "stopping etcd"
+    # Nothing can write while etcd is down: a key written later than this
+    # revision was written after etcd came back.
+    rev=$(qt_etcd_revision) || qt_fail "cannot read etcd's revision"
+    qt_step "stopping etcd at revision $rev"
     qt_etcd_member_stop 0
     etcd_down 0
     qt_step "restarting n2 while etcd is down"
@@ -585,9 +588,8 @@ tc_restart_from_cache() {
     must_ping 1 2
     must_ping 2 1
     qt_step "etcd back"
-    qt_etcd_start || qt_fail "etcd did not come back: $(tail -n 3 "$QT_WORK/etcd.log" | tr '\n' ' ')"
-    rev=$(qt_etcd_revision) || qt_fail "cannot read etcd's revision"
     t0=$(qt_now)
+    qt_etcd_start || qt_fail "etcd did not come back: $(tail -n 3 "$QT_WORK/etcd.log" | tr '\n' ' ')"
     qt_step "waiting for n2 to write $key again (revision > $rev)"
     qt_wait_for $((QT_SYNC + QT_SLACK)) key_written_after "$key" "$rev" ||
         qt_fail "n2 did not write $key within $((QT_SYNC + QT_SLACK)) s of etcd's return" 2
