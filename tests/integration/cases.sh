@@ -463,6 +463,15 @@ keys_present() {
 # logged_since N LINE PATTERN: node N's log has PATTERN after its first LINE lines.
 logged_since() { tail -n +$(($2 + 1)) "$(qt_node_log "$1")" | grep -q -- "$3"; }
 
+# two_established: drill nodes n1 and n2 up and pinging each other.
+two_established() {
+    drill_node 1
+    drill_node 2
+    wait_up 1 2
+    must_ping 1 2
+    must_ping 2 1
+}
+
 qt_dev_gone() { ! qt_dev_exists "$1"; }
 
 # key_written_after KEY REVISION: KEY exists and was last written after REVISION.
@@ -477,11 +486,7 @@ key_written_after() {
 tc_etcd_outage() {
     local t0
     setup 3
-    drill_node 1
-    drill_node 2
-    wait_up 1 2
-    must_ping 1 2
-    must_ping 2 1
+    two_established
     ping_pairs 62 1:2 2:1
     qt_step "etcd stopped for the 62 s of the pings"
     qt_etcd_member_stop 0
@@ -496,28 +501,31 @@ tc_etcd_outage() {
     qt_log "figures: 0 of 2x620 pings lost during a 62 s outage; n3 reachable from n1 and n2 ${REACH_S} s after its start"
 }
 
+# joins_without_loss N WHAT: node N started now answers n1 within 15 s of its
+# start (REACH_S), and the 20 s pings n1 <-> n2 of ping_pairs lose nothing.
+joins_without_loss() {
+    local t0
+    t0=$(qt_now)
+    drill_node "$1"
+    up_within "$1" 15
+    reach_within "$t0" 15 "$1" 1
+    no_loss "$2" 1:2 2:1
+}
+
 # 2. 3-member etcd cluster. SIGKILL member e1: no ping lost, a new node joins
 # within 15 s. e1 back; black-hole e2's client port: the same.
 tc_etcd_member_loss() {
-    local t0 kill_s hole_s drops
+    local kill_s hole_s drops
     qt_step "topology with 4 nodes + a 3-member etcd cluster"
     qt_topology_up 4 || qt_fail "could not build the namespace topology"
     qt_etcd_cluster_up 3 || qt_fail "the etcd cluster did not come up: $(tail -q -n 2 "$QT_WORK"/etcd-e*.log | tr '\n' ' ')"
-    drill_node 1
-    drill_node 2
-    wait_up 1 2
-    must_ping 1 2
-    must_ping 2 1
+    two_established
     ping_pairs 20 1:2 2:1
     qt_step "SIGKILL etcd member e1"
     qt_etcd_member_stop 1 KILL
     etcd_down 1
-    t0=$(qt_now)
-    drill_node 3
-    up_within 3 15
-    reach_within "$t0" 15 3 1
+    joins_without_loss 3 "e1 killed"
     kill_s=$REACH_S
-    no_loss "e1 killed" 1:2 2:1
     qt_step "e1 back on its data dir"
     qt_etcd_member_start 1 existing
     qt_etcd_wait_healthy 1 30 || qt_fail "e1 did not rejoin the cluster within 30 s"
@@ -525,12 +533,8 @@ tc_etcd_member_loss() {
     qt_step "black-holing e2's client port"
     qt_blackhole_on "$(qt_etcd_member_ns 2)" "$QT_ETCD_PORT" || qt_fail "nft could not install the black hole"
     etcd_down 2
-    t0=$(qt_now)
-    drill_node 4
-    up_within 4 15
-    reach_within "$t0" 15 4 1
+    joins_without_loss 4 "e2 black-holed"
     hole_s=$REACH_S
-    no_loss "e2 black-holed" 1:2 2:1
     drops=$(qt_blackhole_drops "$(qt_etcd_member_ns 2)")
     qt_blackhole_off "$(qt_etcd_member_ns 2)" || qt_fail "nft could not remove the black hole"
     qt_etcd_wait_healthy 2 10 || qt_fail "e2 does not answer after the black hole was removed"
@@ -542,11 +546,7 @@ tc_etcd_member_loss() {
 tc_kill9_restart() {
     local before t0
     setup 2
-    drill_node 1
-    drill_node 2
-    wait_up 1 2
-    must_ping 1 2
-    must_ping 2 1
+    two_established
     before=${QT_IP[2]}
     qt_step "kill -9 n2"
     qt_node_stop 2 KILL
@@ -565,11 +565,7 @@ tc_kill9_restart() {
 tc_restart_from_cache() {
     local before lines key rev t0 mid
     setup 2
-    drill_node 1
-    drill_node 2
-    wait_up 1 2
-    must_ping 1 2
-    must_ping 2 1
+    two_established
     before=${QT_IP[2]} key=$(node_key 2)
     # Nothing can write while etcd is down: a key written later than this
     # revision was written after etcd came back.
@@ -678,9 +674,11 @@ tc_churn_10k() {
     drill_node 3
     wait_up 3
     t0=$(qt_now)
-    reach_within "$t0" 2 3 1
     [[ ${QT_PID[1]} == "$p1" ]] && qt_node_alive 1 || qt_fail "n1 is no longer the process started before the seeding" 1
     rss=$(qt_rss_peak 1) || qt_fail "cannot read n1's VmHWM" 1
+    qt_log "seeded 10000 mappings in $seed_s s; n1 peak RSS $((rss / 1024)) MiB (n2 $(($(qt_rss_peak 2) / 1024)) MiB)"
+    reach_within "$t0" 2 3 1
+    rss=$(qt_rss_peak 1) || qt_fail "cannot read n1's VmHWM" 1
     ((rss < limit)) || qt_fail "n1's peak RSS is $((rss / 1024)) MiB (bound 100 MiB)" 1
-    qt_log "figures: seeded 10000 mappings in $seed_s s; n1 reached n3 ${REACH_S} s after its device came up; n1 peak RSS $((rss / 1024)) MiB (n2 $(($(qt_rss_peak 2) / 1024)) MiB)"
+    qt_log "figures: seeded 10000 mappings in $seed_s s; n1 reached n3 ${REACH_S} s after its device came up; n1 peak RSS $((rss / 1024)) MiB"
 }

@@ -245,7 +245,6 @@ qt_etcd_member_healthy() {
     ip netns exec "$QT_HUB_NS" env ETCDCTL_API=3 etcdctl --endpoints "http://$(qt_etcd_member_ip "$1"):$QT_ETCD_PORT" \
         --dial-timeout 1s --command-timeout 2s endpoint health
 }
-qt_etcd_healthy() { qt_etcd_member_healthy 0; }
 
 # qt_etcd_member_start M [new|existing]: start member M in the background (the
 # single hub etcd for M = 0, else member M of QT_ETCD_MEMBERS); PID in

@@ -21,9 +21,10 @@ KEY = b"fake-quantum-selftest-key"
 # FAKE_BUG makes the stand-in misbehave, to check that the harness notices:
 # plaintext (no cipher), noauth (MAC ignored), noreplay (no replay check),
 # replayfirst (replay check before the MAC check: must not change any result);
-# for the drills: persisttun (the TUN device outlives the process), nocache
-# (no start from the cache), keepstolen (keeps running on a taken address),
-# bloat (holds 16 KiB per known mapping).
+# for the drills: persisttun (the TUN device outlives a killed process),
+# nocache (no start from the cache), keepstolen (keeps running on a taken
+# address), bloat (holds 16 KiB per known mapping), oneendpoint (uses only the
+# first datastore endpoint), forgetpeers (drops every peer when etcd fails).
 BUG = os.environ.get("FAKE_BUG", "")
 NET = ipaddress.ip_network("10.99.0.0/16")
 DHCP_FIRST = ipaddress.ip_address("10.99.4.1")
@@ -42,6 +43,8 @@ CONFIG = {"network": str(NET), "staticRange": "10.99.0.0/23", "floatingRange": "
 class Etcd:
     def __init__(self, endpoints, prefix):
         self.urls, self.prefix, self.current = [f"http://{e}" for e in endpoints.split(",")], prefix, 0
+        if BUG == "oneendpoint":
+            del self.urls[1:]
 
     def call(self, path, body):
         """POST to the current endpoint; on a connection error or timeout try the next ones."""
@@ -191,6 +194,8 @@ def main():
                 os.replace(cache_file + ".tmp", cache_file)
             except OSError as e:
                 log(f"etcd: {e}")
+                if BUG == "forgetpeers":
+                    peers.clear()
             stop.wait(1)
 
     def outgoing():
@@ -236,6 +241,8 @@ def main():
     while not stop.wait(0.2):
         pass
     log("stopping")
+    if BUG == "persisttun":
+        fcntl.ioctl(tun, 0x400454CB, 0)  # a clean exit removes the persistent device
     os.close(tun)  # a non-persistent TUN device disappears with its last fd
     return 0
 
