@@ -472,7 +472,8 @@ two_established() {
     must_ping 2 1
 }
 
-qt_dev_gone() { ! qt_dev_exists "$1"; }
+# dev_gone N: node N has no quantum0 device.
+dev_gone() { ! qt_dev_exists "$1"; }
 
 # key_written_after KEY REVISION: KEY exists and was last written after REVISION.
 key_written_after() {
@@ -550,7 +551,7 @@ tc_kill9_restart() {
     before=${QT_IP[2]}
     qt_step "kill -9 n2"
     qt_node_stop 2 KILL
-    qt_wait_for 5 qt_dev_gone 2 || qt_fail "$QT_DEV still in n2 5 s after kill -9" 2
+    qt_wait_for 5 dev_gone 2 || qt_fail "$QT_DEV still in n2 5 s after kill -9" 2
     drill_node 2
     wait_up 2
     t0=$(qt_now)
