@@ -8,6 +8,8 @@
 #                         (that address and 127.0.0.1 inside the hub)
 #   ${QT_NS_PREFIX}nN    eth0 = $QT_UNDERLAY.N/24, lo up, default route via .254
 #                         (veth pair: eth0 here, qtvN in the hub, on the bridge)
+#   ${QT_NS_PREFIX}eM    (multi-member etcd only) member M, eth0 =
+#                         $QT_UNDERLAY.(200+M)/24 (veth qteM in the hub)
 #
 # IPv6 is switched off in the hub and on every eth0 so that the underlay
 # carries only IPv4 (no router solicitations / MLD in packet captures).
@@ -30,8 +32,11 @@ QT_ETCD_PORT=2379
 QT_ETCD_URL=http://$QT_HUB_IP:$QT_ETCD_PORT
 QT_PORT=1099                        # quantum UDP port
 QT_DEV=quantum0                     # TUN device name passed to every node
+QT_ENDPOINTS=$QT_HUB_IP:$QT_ETCD_PORT             # --datastore-endpoints of the nodes
+QT_ETCDCTL_URL=http://127.0.0.1:$QT_ETCD_PORT     # what qt_etcdctl talks to (from the hub)
 
-declare -a QT_PID=() QT_DATA=() QT_IP=() QT_EXIT=()
+declare -a QT_PID=() QT_DATA=() QT_IP=() QT_EXIT=() QT_ETCD_PIDS=()
+declare -A QT_BGPING=()
 
 qt_log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 qt_die() { qt_log "ERROR: $*"; exit 1; }
@@ -190,19 +195,22 @@ qt_hub_up() {
         ip -n "$QT_HUB_NS" link set "$QT_BRIDGE" up
 }
 
-# qt_node_ns_up N: namespace ${QT_NS_PREFIX}nN joined to the bridge.
-qt_node_ns_up() {
-    local n=$1 ns
-    ns=$(qt_ns "$n")
+# qt_attach_ns NS HOST VETH: new namespace NS with eth0 = $QT_UNDERLAY.HOST/24,
+# joined to the bridge through VETH (the hub's end of the pair).
+qt_attach_ns() {
+    local ns=$1 host=$2 veth=$3
     qt_netns_add "$ns" || return 1
-    ip -n "$ns" link add eth0 type veth peer name "qtv$n" netns "$QT_HUB_NS" || return 1
+    ip -n "$ns" link add eth0 type veth peer name "$veth" netns "$QT_HUB_NS" || return 1
     ip netns exec "$ns" sysctl -qw "net.ipv6.conf.eth0.disable_ipv6=1"
-    ip -n "$ns" addr add "$(qt_underlay_ip "$n")/24" dev eth0 &&
+    ip -n "$ns" addr add "$(qt_underlay_ip "$host")/24" dev eth0 &&
         ip -n "$ns" link set eth0 up &&
-        ip -n "$QT_HUB_NS" link set "qtv$n" master "$QT_BRIDGE" &&
-        ip -n "$QT_HUB_NS" link set "qtv$n" up &&
+        ip -n "$QT_HUB_NS" link set "$veth" master "$QT_BRIDGE" &&
+        ip -n "$QT_HUB_NS" link set "$veth" up &&
         ip -n "$ns" route add default via "$QT_HUB_IP" dev eth0
 }
+
+# qt_node_ns_up N: namespace ${QT_NS_PREFIX}nN joined to the bridge.
+qt_node_ns_up() { qt_attach_ns "$(qt_ns "$1")" "$1" "qtv$1"; }
 
 # qt_topology_up N: hub + nodes 1..N.
 qt_topology_up() {
@@ -220,27 +228,124 @@ qt_port_state() {
 }
 
 # ---- etcd --------------------------------------------------------------------
+# Member 0 is the single etcd in the hub (qt_etcd_start); members 1..N form a
+# cluster, each in its own namespace ${QT_NS_PREFIX}eM (qt_etcd_cluster_up N).
+# A member keeps its data dir ($QT_WORK/etcd, $QT_WORK/etcd-eM), so
+# qt_etcd_member_start on a stopped member brings it back with its old data.
 
-qt_etcdctl() { ip netns exec "$QT_HUB_NS" env ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$QT_ETCD_PORT" --dial-timeout 2s --command-timeout 5s "$@"; }
+qt_etcdctl() { ip netns exec "$QT_HUB_NS" env ETCDCTL_API=3 etcdctl --endpoints "$QT_ETCDCTL_URL" --dial-timeout 2s --command-timeout 5s "$@"; }
 
-qt_etcd_healthy() { ip netns exec "$QT_HUB_NS" env ETCDCTL_API=3 etcdctl --endpoints "$QT_ETCD_URL" --dial-timeout 1s --command-timeout 2s endpoint health; }
+qt_etcd_member_ns() { if (($1 == 0)); then printf '%s\n' "$QT_HUB_NS"; else printf '%s\n' "${QT_NS_PREFIX}e$1"; fi; }
+qt_etcd_member_ip() { if (($1 == 0)); then printf '%s\n' "$QT_HUB_IP"; else qt_underlay_ip $((200 + $1)); fi; }
+qt_etcd_member_log() { if (($1 == 0)); then printf '%s\n' "$QT_WORK/etcd.log"; else printf '%s\n' "$QT_WORK/etcd-e$1.log"; fi; }
+
+# qt_etcd_member_healthy M: `etcdctl endpoint health` on member M's client
+# address, from the hub (1 s dial, 2 s command timeout).
+qt_etcd_member_healthy() {
+    ip netns exec "$QT_HUB_NS" env ETCDCTL_API=3 etcdctl --endpoints "http://$(qt_etcd_member_ip "$1"):$QT_ETCD_PORT" \
+        --dial-timeout 1s --command-timeout 2s endpoint health
+}
+
+# qt_etcd_member_start M [new|existing]: start member M in the background (the
+# single hub etcd for M = 0, else member M of QT_ETCD_MEMBERS); PID in
+# QT_ETCD_PIDS[M]. Does not wait for health (qt_etcd_wait_healthy).
+qt_etcd_member_start() {
+    local m=$1 state=${2:-new} ip name data peer cluster="" i
+    ip=$(qt_etcd_member_ip "$m")
+    if ((m == 0)); then
+        name=qt data=$QT_WORK/etcd peer=http://127.0.0.1:2380 cluster="qt=http://127.0.0.1:2380"
+    else
+        name=e$m data=$QT_WORK/etcd-e$m peer=http://$ip:2380
+        for ((i = 1; i <= QT_ETCD_MEMBERS; i++)); do
+            cluster+="${cluster:+,}e$i=http://$(qt_etcd_member_ip "$i"):2380"
+        done
+    fi
+    printf '==== %(%H:%M:%S)T start etcd %s (cluster state %s)\n' -1 "$name" "$state" >>"$(qt_etcd_member_log "$m")"
+    qt_spawn "$(qt_etcd_member_ns "$m")" "$(qt_etcd_member_log "$m")" "etcd-$name" \
+        env -u ETCD_DATA_DIR etcd --name "$name" --data-dir "$data" \
+        --listen-client-urls "http://$ip:$QT_ETCD_PORT,http://127.0.0.1:$QT_ETCD_PORT" \
+        --advertise-client-urls "http://$ip:$QT_ETCD_PORT" \
+        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+        --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token "${QT_NS_PREFIX}etcd"
+    QT_ETCD_PIDS[m]=$QT_LAST_PID
+}
+
+# qt_etcd_member_stop M [SIGNAL=TERM]: stop member M (5 s grace, then SIGKILL).
+qt_etcd_member_stop() {
+    local m=$1 sig=${2:-TERM}
+    [[ -n "${QT_ETCD_PIDS[m]:-}" ]] || return 0
+    qt_stop_pid "${QT_ETCD_PIDS[m]}" "$sig" 5
+    printf '==== %(%H:%M:%S)T stopped etcd member %s with SIG%s (exit %s)\n' -1 "$m" "$sig" "$QT_LAST_RC" >>"$(qt_etcd_member_log "$m")"
+    QT_ETCD_PIDS[m]=
+}
+
+# qt_etcd_wait_healthy M [TIMEOUT_S=20]: wait for member M's health; if it
+# does not come, log its last lines and fail.
+qt_etcd_wait_healthy() {
+    qt_wait_for "${2:-20}" qt_etcd_member_healthy "$1" && return 0
+    qt_log "etcd member $1 not healthy within ${2:-20} s; last log lines:"
+    tail -n 5 "$(qt_etcd_member_log "$1")" >&2
+    return 1
+}
 
 # qt_etcd_start: etcd in the hub, on $QT_HUB_IP:2379 and 127.0.0.1:2379;
-# waits (20 s max) for `etcdctl endpoint health`.
+# waits (20 s max) for `etcdctl endpoint health`. After qt_etcd_member_stop 0,
+# calling it again restarts etcd on the same data dir.
 qt_etcd_start() {
-    local peer=http://127.0.0.1:2380
-    qt_spawn "$QT_HUB_NS" "$QT_WORK/etcd.log" etcd \
-        env -u ETCD_DATA_DIR etcd --name qt --data-dir "$QT_WORK/etcd" \
-        --listen-client-urls "$QT_ETCD_URL,http://127.0.0.1:$QT_ETCD_PORT" \
-        --advertise-client-urls "$QT_ETCD_URL" \
-        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
-        --initial-cluster "qt=$peer" --initial-cluster-state new
-    QT_ETCD_PID=$QT_LAST_PID
-    if ! qt_wait_for 20 qt_etcd_healthy; then
-        qt_log "etcd did not become healthy within 20 s; last log lines:"
-        tail -n 5 "$QT_WORK/etcd.log" >&2
-        return 1
-    fi
+    qt_etcd_member_start 0 && qt_etcd_wait_healthy 0
+}
+
+# qt_etcd_cluster_up N: an N-member etcd cluster, member M in namespace
+# ${QT_NS_PREFIX}eM at $QT_UNDERLAY.(200+M); waits until every member is
+# healthy. Nodes started afterwards get all N client endpoints, in member
+# order; qt_etcdctl talks to member N.
+qt_etcd_cluster_up() {
+    local n=$1 m
+    QT_ETCD_MEMBERS=$n QT_ENDPOINTS=
+    for ((m = 1; m <= n; m++)); do
+        qt_attach_ns "$(qt_etcd_member_ns "$m")" $((200 + m)) "qte$m" || return 1
+        QT_ENDPOINTS+="${QT_ENDPOINTS:+,}$(qt_etcd_member_ip "$m"):$QT_ETCD_PORT"
+    done
+    for ((m = 1; m <= n; m++)); do qt_etcd_member_start "$m" new; done
+    for ((m = 1; m <= n; m++)); do qt_etcd_wait_healthy "$m" 30 || return 1; done
+    QT_ETCDCTL_URL=http://$(qt_etcd_member_ip "$n"):$QT_ETCD_PORT
+}
+
+# qt_etcd_revision: the store's current revision.
+qt_etcd_revision() {
+    qt_etcdctl get / -w json --limit 1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["header"]["revision"])'
+}
+
+# qt_etcd_mod_revision KEY: KEY's mod_revision; fails if KEY is absent.
+qt_etcd_mod_revision() {
+    qt_etcdctl get "$1" -w json | python3 -c '
+import json, sys
+kvs = json.load(sys.stdin).get("kvs") or []
+print(kvs[0]["mod_revision"]) if kvs else sys.exit(1)'
+}
+
+# ---- faults ------------------------------------------------------------------
+
+# qt_blackhole_on NS PORT: in namespace NS, silently drop every incoming TCP
+# segment to PORT (nftables; no reset, so connections stall instead of failing).
+qt_blackhole_on() {
+    ip netns exec "$1" nft -f - <<NFT
+table inet qt_blackhole {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        tcp dport $2 counter drop
+    }
+}
+NFT
+}
+
+# qt_blackhole_off NS: remove the black hole from NS.
+qt_blackhole_off() { ip netns exec "$1" nft delete table inet qt_blackhole; }
+
+# qt_blackhole_drops NS: how many packets the black hole in NS has dropped.
+qt_blackhole_drops() {
+    ip netns exec "$1" nft list table inet qt_blackhole |
+        awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") {print $(i + 1); exit}}'
 }
 
 # ---- quantum nodes -----------------------------------------------------------
@@ -260,7 +365,7 @@ qt_node_start() {
     QT_DATA[n]=$data
     log=$(qt_node_log "$n")
     mkdir -p "$data"
-    local cmd=("$QT_BIN" --datastore-endpoints "$QT_HUB_IP:$QT_ETCD_PORT" --data-dir "$data"
+    local cmd=("$QT_BIN" --datastore-endpoints "$QT_ENDPOINTS" --data-dir "$data"
         --listen-port "$QT_PORT" --device-name "$QT_DEV" --log-level "$QT_LOG_LEVEL" "$@")
     if [[ -n "${QT_GATE:-}" ]]; then
         # shellcheck disable=SC2016
@@ -328,6 +433,48 @@ qt_ping() {
 
 # qt_ping_rtt: "avg RTT ms" from the last qt_ping output.
 qt_ping_rtt() { awk -F'/' '/^rtt|^round-trip/ {print $5; exit}' <<<"$QT_PING_OUT"; }
+
+# qt_now: wall-clock time in microseconds.
+qt_now() { local t=${EPOCHREALTIME/[.,]/}; printf '%s\n' "$((10#$t))"; }
+
+# qt_since T0: seconds since T0 (from qt_now), with one decimal.
+qt_since() {
+    local d=$(($(qt_now) - $1))
+    printf '%d.%d\n' $((d / 1000000)) $((d % 1000000 / 100000))
+}
+
+# qt_reach FROM_N IP BOUND_S: ping IP from node FROM_N every 0.1 s until the
+# first reply, for at most BOUND_S (whole) seconds; succeeds on a reply.
+qt_reach() {
+    ip netns exec "$(qt_ns "$1")" ping -n -q -c 1 -i 0.1 -W 1 -w "$3" "$2" >/dev/null 2>&1
+}
+
+# qt_bgping_start NAME FROM_N IP SECONDS: background ping at 10 Hz from node
+# FROM_N to IP for SECONDS (SECONDS * 10 echo requests), output in
+# $QT_WORK/NAME.ping.
+qt_bgping_start() {
+    local name=$1 n=$2 ip=$3 s=$4
+    qt_spawn "$(qt_ns "$n")" "$QT_WORK/$name.ping" "ping-$name" ping -n -q -i 0.1 -W 1 -c $((s * 10)) "$ip"
+    QT_BGPING[$name]=$QT_LAST_PID
+}
+
+# qt_bgping_result NAME [TIMEOUT_S=30]: wait (bounded) for that ping to end and
+# set QT_PING_TX / QT_PING_RX from its `N packets transmitted, M received` line.
+# Fails if it is still running or printed no such line.
+qt_bgping_result() {
+    local name=$1 line re='([0-9]+) packets transmitted, ([0-9]+) (packets )?received'
+    QT_PING_TX= QT_PING_RX=
+    qt_wait_pid "${QT_BGPING[$name]}" "${2:-30}" || return 1
+    line=$(grep -m1 'packets transmitted' "$QT_WORK/$name.ping") || return 1
+    [[ $line =~ $re ]] || return 1
+    QT_PING_TX=${BASH_REMATCH[1]} QT_PING_RX=${BASH_REMATCH[2]}
+}
+
+# qt_rss_peak N: node N's peak resident set size in kB (VmHWM).
+qt_rss_peak() {
+    qt_node_alive "$1" || return 1
+    awk '/^VmHWM:/ {print $2; exit}' "/proc/${QT_PID[$1]}/status"
+}
 
 # qt_counters N: SIGUSR1 node N and print the name=value pairs of the
 # `counters:` line it logs in response (waits up to 5 s).

@@ -7,6 +7,10 @@ to exercise every case: etcd v3 (JSON gateway) address claims and DHCP keyed by
 a machine ID in --data-dir, a TUN device with the private address /16, UDP
 transport packets whose first byte is 0x04 with a counter, a MAC (drop_auth)
 and a replay check (drop_replay), SIGUSR1 counters, clean exit on SIGTERM.
+For the fault drills: fail-over between the --datastore-endpoints, a map cache
+in <data-dir>/cache.json to start from while etcd is unreachable, a refresh
+every second that re-creates <prefix>/config and its own node key, and exit 1
+with `lost private address` when another machine holds its address.
 
     tests/integration/run.sh tests/integration/selftest/fake_quantum.py
 """
@@ -16,7 +20,11 @@ import socket, struct, subprocess, sys, threading, time, urllib.request, uuid
 KEY = b"fake-quantum-selftest-key"
 # FAKE_BUG makes the stand-in misbehave, to check that the harness notices:
 # plaintext (no cipher), noauth (MAC ignored), noreplay (no replay check),
-# replayfirst (replay check before the MAC check: must not change any result).
+# replayfirst (replay check before the MAC check: must not change any result);
+# for the drills: persisttun (the TUN device outlives a killed process),
+# nocache (no start from the cache), keepstolen (keeps running on a taken
+# address), bloat (holds 16 KiB per known mapping), oneendpoint (uses only the
+# first datastore endpoint), forgetpeers (drops every peer when etcd fails).
 BUG = os.environ.get("FAKE_BUG", "")
 NET = ipaddress.ip_network("10.99.0.0/16")
 DHCP_FIRST = ipaddress.ip_address("10.99.4.1")
@@ -28,14 +36,29 @@ def log(msg):
     print(f"{time.strftime('%H:%M:%S')} fake-quantum: {msg}", file=sys.stderr, flush=True)
 
 
+CONFIG = {"network": str(NET), "staticRange": "10.99.0.0/23", "floatingRange": "10.99.2.0/23",
+          "leaseTime": "172800s", "backend": "udp"}
+
+
 class Etcd:
-    def __init__(self, endpoint, prefix):
-        self.url, self.prefix = f"http://{endpoint}", prefix
+    def __init__(self, endpoints, prefix):
+        self.urls, self.prefix, self.current = [f"http://{e}" for e in endpoints.split(",")], prefix, 0
+        if BUG == "oneendpoint":
+            del self.urls[1:]
 
     def call(self, path, body):
-        req = urllib.request.Request(self.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.load(r)
+        """POST to the current endpoint; on a connection error or timeout try the next ones."""
+        error = None
+        for _ in self.urls:
+            req = urllib.request.Request(self.urls[self.current] + path, json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=2) as r:
+                    return json.load(r)
+            except OSError as e:
+                error = e
+                self.current = (self.current + 1) % len(self.urls)
+        raise error
 
     @staticmethod
     def b64(s):
@@ -61,6 +84,12 @@ class Etcd:
 
     def put(self, ip, value):
         self.call("/v3/kv/put", {"key": self.b64(f"{self.prefix}/nodes/{ip}"), "value": self.b64(json.dumps(value))})
+
+    def ensure_config(self):
+        k = self.b64(f"{self.prefix}/config")
+        self.call("/v3/kv/txn", {
+            "compare": [{"key": k, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+            "success": [{"request_put": {"key": k, "value": self.b64(json.dumps(CONFIG))}}]})
 
 
 def keystream(nonce, n):
@@ -96,10 +125,21 @@ def main():
         open(idf, "w").write(uuid.uuid4().hex)
     mid = open(idf).read().strip()
     pub = a.public_v4 or public_v4()
-    etcd = Etcd(a.datastore_endpoints.split(",")[0], a.datastore_prefix)
+    etcd = Etcd(a.datastore_endpoints, a.datastore_prefix)
     mapping = lambda ip: {"machineID": mid, "privateIP": str(ip), "ipv4": pub, "port": a.listen_port}
+    cache_file = os.path.join(a.data_dir, "cache.json")
+    cached = None
+    try:
+        etcd.ensure_config()
+    except OSError as e:
+        if BUG == "nocache" or not os.path.exists(cache_file):
+            raise
+        cached = json.load(open(cache_file))
+        log(f"etcd unreachable ({e}); starting from the local cache")
 
-    if a.private_ip:
+    if cached:
+        ip = ipaddress.ip_address(cached["ip"])
+    elif a.private_ip:
         ip = ipaddress.ip_address(a.private_ip)
         if ip not in NET:
             print(f"error: --private-ip {ip} is outside the network {NET}", file=sys.stderr)
@@ -113,11 +153,14 @@ def main():
         ip = ipaddress.ip_address(mine[0]["privateIP"]) if mine else DHCP_FIRST
         while etcd.claim(ip, mapping(ip))["machineID"] != mid:
             ip += 1
-    etcd.put(ip, mapping(ip))
+    if not cached:
+        etcd.put(ip, mapping(ip))
     log(f"machine {mid} holds {ip}, endpoint {pub}:{a.listen_port}")
 
     tun = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(tun, 0x400454CA, struct.pack("16sH", a.device_name.encode(), 0x0001 | 0x1000))  # TUNSETIFF TUN|NO_PI
+    if BUG == "persisttun":
+        fcntl.ioctl(tun, 0x400454CB, 1)  # TUNSETPERSIST
     subprocess.run(["ip", "addr", "add", f"{ip}/16", "dev", a.device_name], check=True)
     subprocess.run(["ip", "link", "set", a.device_name, "up", "mtu", "1400"], check=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -125,13 +168,34 @@ def main():
 
     peers, stop, boot = {}, threading.Event(), os.urandom(4)
     seen = {}  # one receiving thread: no lock needed
+    registered = cached is None
+    if cached:
+        peers.update({m["privateIP"]: (m["ipv4"], m["port"]) for m in cached["nodes"]})
+    ballast = []
 
     def refresh():
+        nonlocal registered
         while not stop.is_set():
             try:
-                peers.update({m["privateIP"]: (m["ipv4"], m["port"]) for m in etcd.nodes()})
+                etcd.ensure_config()
+                nodes = etcd.nodes()
+                holder = next((m for m in nodes if m["privateIP"] == str(ip)), None)
+                if holder and holder["machineID"] != mid and BUG != "keepstolen":
+                    log(f"lost private address {ip}: /nodes/{ip} is now held by machine {holder['machineID']}")
+                    os._exit(1)
+                if not registered or holder is None:
+                    etcd.put(ip, mapping(ip))
+                    registered = True
+                peers.update({m["privateIP"]: (m["ipv4"], m["port"]) for m in nodes})
+                if BUG == "bloat":
+                    ballast[len(ballast):] = [bytearray(b"x" * 16384) for _ in range(len(nodes) - len(ballast))]
+                with open(cache_file + ".tmp", "w") as f:
+                    json.dump({"ip": str(ip), "nodes": nodes}, f)
+                os.replace(cache_file + ".tmp", cache_file)
             except OSError as e:
                 log(f"etcd: {e}")
+                if BUG == "forgetpeers":
+                    peers.clear()
             stop.wait(1)
 
     def outgoing():
@@ -177,6 +241,8 @@ def main():
     while not stop.wait(0.2):
         pass
     log("stopping")
+    if BUG == "persisttun":
+        fcntl.ioctl(tun, 0x400454CB, 0)  # a clean exit removes the persistent device
     os.close(tun)  # a non-persistent TUN device disappears with its last fd
     return 0
 
