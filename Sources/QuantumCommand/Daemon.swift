@@ -131,7 +131,7 @@ public enum Daemon {
     }
 
     /// How often the local cache is rewritten at most while the map changes.
-    static let cacheWritePeriod = Duration.seconds(5)
+    static let cacheWritePeriod = Duration.seconds(2)
 
     private static func serve(configuration: Configuration, identity: Identity, keyPair: StaticKeyPair,
                               publicV4: IPv4Address?, publicV6: IPv6Address?, sockets: [UDPSocket],

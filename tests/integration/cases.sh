@@ -568,6 +568,9 @@ tc_restart_from_cache() {
     setup 2
     two_established
     before=${QT_IP[2]} key=$(node_key 2)
+    qt_step "waiting for n2's cache to list n1"
+    qt_wait_for 10 grep -q "\"${QT_IP[1]}\"" "${QT_DATA[2]}/cache.json" ||
+        qt_fail "n2's cache.json does not list n1 (${QT_IP[1]}) within 10 s" 2
     # Nothing can write while etcd is down: a key written later than this
     # revision was written after etcd came back.
     rev=$(qt_etcd_revision) || qt_fail "cannot read etcd's revision"
