@@ -57,8 +57,8 @@ final class UDPSocketTests: XCTestCase {
             outgoing.prepare(index, length: payload.count, to: destination)
             XCTAssertEqual(outgoing.endpoint(index), destination)
         }
-        XCTAssertEqual(a.send(outgoing, count: payloads.count), payloads.count)
-        XCTAssertEqual(a.send(outgoing, count: 0), 0)
+        XCTAssertEqual(a.send(outgoing, count: payloads.count).accepted, payloads.count)
+        XCTAssertEqual(a.send(outgoing, count: 0).accepted, 0)
 
         let incoming = DatagramBatch(capacity: 8, bufferSize: 2048)
         var received: [[UInt8]] = []
