@@ -52,10 +52,12 @@ extension ControlPlane {
             logger.debug("session with \(peer.mapping.privateIP) is about to expire while in use; rekeying")
             _ = initiate(peer, now: now)
         }
-        if lastDataReceived > max(lastDataSent, peer.lastKeepaliveSent),
-           elapsed(since: lastDataReceived, now: now) >= SessionLimits.keepaliveTimeout {
-            // We received data and have sent nothing since: a keepalive tells the
-            // peer we are alive (and holds NAT bindings open). Never in reply to a keepalive.
+        let lastSent = max(lastDataSent, peer.lastKeepaliveSent)
+        if lastDataReceived > lastSent,
+           elapsed(since: max(lastSent, session.createdAt), now: now) >= SessionLimits.keepaliveTimeout {
+            // We received data and have sent nothing for the keepalive timeout: a keepalive
+            // tells the peer we are alive (and holds NAT bindings open), every timeout while
+            // a one-way flow lasts. Never in reply to a keepalive.
             sendKeepalive(peer, session: session, to: endpoint, worker: 0, now: now)
         } else if lastDataSent > lastReceived, peer.pending == nil,
                   elapsed(since: lastDataSent, now: now) < ControlPlane.newHandshakeTime,
