@@ -180,12 +180,14 @@ final class ControlPlaneTests: XCTestCase {
         XCTAssertFalse(signals.confirmPending.load(ordering: .relaxed), "confirmPending stuck")
         XCTAssertFalse(signals.roamPending.load(ordering: .relaxed), "roamPending stuck")
         XCTAssertEqual(peer.endpoint, a.endpoint, "an event for a retired index moved the peer")
-        // A handshake request from the signals of a peer that was replaced (new key).
+        // A handshake request raised, from an old table, on the signals of a peer that
+        // was replaced meanwhile (new key).
         let old = try XCTUnwrap(a.peer(b.address)).signals
-        XCTAssertTrue(PeerSignals.raise(old.handshakeWanted))
         var moved = b.mapping
         moved.publicKey = StaticKeyPair.generate().publicKey
         a.control.enqueue([MappingUpdate(address: b.address, mapping: moved, createRevision: network.newRevision())])
+        network.settle()
+        XCTAssertTrue(PeerSignals.raise(old.handshakeWanted))
         a.control.post(.handshakeWanted(b.address, old))
         network.settle()
         XCTAssertFalse(old.handshakeWanted.load(ordering: .relaxed), "handshakeWanted stuck")
