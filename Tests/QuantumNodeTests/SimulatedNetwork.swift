@@ -82,7 +82,14 @@ final class SimulatedNetwork: @unchecked Sendable {
     func connectAll() {
         let updates = nodes.map(\.update)
         for node in nodes { node.control.enqueue(updates) }
-        settle()
+        advance(by: ControlPlane.mappingPublishInterval)
+    }
+
+    /// Hands `updates` to `node` and lets time pass until they are surely published
+    /// (mapping changes are published at most every `mappingPublishInterval`).
+    func apply(_ updates: [MappingUpdate], to node: SimulatedNode) {
+        node.control.enqueue(updates)
+        advance(by: ControlPlane.mappingPublishInterval)
     }
 
     /// Delivers datagrams and runs every control plane until nothing is left in flight.
