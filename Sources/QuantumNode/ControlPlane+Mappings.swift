@@ -134,11 +134,10 @@ extension ControlPlane {
     private func updatePeer(at address: IPv4Address, to claim: Claim) -> Bool {
         guard let peer = peers[address] else {
             let endpoint = endpoint(for: claim.mapping)
-            peers[address] = Peer(mapping: claim.mapping, createRevision: claim.createRevision, endpoint: endpoint)
+            peers[address] = Peer(mapping: claim.mapping, endpoint: endpoint)
             logger.info("peer \(address) added at \(endpoint.map(\.description) ?? "no reachable endpoint")")
             return true
         }
-        peer.createRevision = claim.createRevision
         // Same key (a new key withdrew the old claim and its peer): sessions stay.
         guard peer.mapping != claim.mapping else { return false }
         peer.mapping = claim.mapping

@@ -6,8 +6,6 @@ import QuantumDevice
 /// handshake state. Touched by the control thread only.
 final class Peer {
     var mapping: Mapping
-    /// The store revision at which the peer's mapping was created (decides public-key ownership).
-    var createRevision: Int64
     var endpoint: UDPEndpoint?
     let signals = PeerSignals()
     /// The session we send with.
@@ -23,13 +21,9 @@ final class Peer {
     var lastKeepaliveSent: UInt64 = 0
     /// The newest initiation timestamp accepted from this peer (against replayed initiations).
     var newestTimestamp: TAI64N?
-    /// When the peer's mapping disappeared from the datastore; the peer is kept
-    /// (route and sessions) until `Node.Settings.removalGrace` has passed.
-    var removedAt: UInt64?
 
-    init(mapping: Mapping, createRevision: Int64, endpoint: UDPEndpoint?) {
+    init(mapping: Mapping, endpoint: UDPEndpoint?) {
         self.mapping = mapping
-        self.createRevision = createRevision
         self.endpoint = endpoint
     }
 
