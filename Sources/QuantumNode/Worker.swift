@@ -122,7 +122,7 @@ final class Worker: @unchecked Sendable {
         if ready > 0 {
             let accepted = socket.send(outgoing, count: ready).accepted
             counters.add(.txPackets, UInt64(accepted))
-            counters.add(.dropSendFailed, UInt64(ready - accepted))
+            if accepted < ready { counters.add(.dropSendFailed, UInt64(ready - accepted)) }
         }
         return read
     }

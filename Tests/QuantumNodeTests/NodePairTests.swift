@@ -68,15 +68,8 @@ final class NodePairTests: XCTestCase {
         sides.forEach { $0.node.apply(mappings.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 1) }) }
     }
 
-    /// A minimal IPv4 packet (header checksums are not the engine's business).
     private func packet(from source: String, to destination: String, payload: [UInt8]) -> [UInt8] {
-        let total = 20 + payload.count
-        var bytes: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, 17, 0, 0]
-        for address in [IPv4Address(source)!, IPv4Address(destination)!] {
-            bytes += [UInt8(address.value >> 24), UInt8(address.value >> 16 & 0xff),
-                      UInt8(address.value >> 8 & 0xff), UInt8(address.value & 0xff)]
-        }
-        return bytes + payload
+        ipv4Packet(from: IPv4Address(source)!, to: IPv4Address(destination)!, payload: payload)
     }
 
     /// Waits up to three seconds for `condition`; false if it never held.
