@@ -117,6 +117,8 @@ extension ControlPlane {
         return true
     }
 
+    /// Sends an empty transport message on `session` (sealed with the control slot)
+    /// from worker `worker`'s socket.
     func sendKeepalive(_ peer: Peer, session: Session, to endpoint: UDPEndpoint, worker: Int, now: UInt64) {
         var buffer = [UInt8](repeating: 0, count: WireFormat.transportOverhead)
         let length = buffer.withUnsafeMutableBytes {
