@@ -29,7 +29,7 @@ extension ControlPlane {
                                          firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
         counters.add(.handshakesInitiated)
         logger.debug("handshake initiation to \(peer.mapping.privateIP) at \(endpoint)")
-        message.withUnsafeBytes { transport.send($0, to: endpoint, worker: 0) }
+        outbox.append(.init(bytes: message, endpoint: endpoint, worker: 0))
         return false
     }
 
@@ -72,7 +72,7 @@ extension ControlPlane {
         peer.endpoint = source
         counters.add(.handshakesCompleted)
         logger.debug("handshake with \(peer.mapping.privateIP) answered (session \(index))")
-        response.withUnsafeBytes { transport.send($0, to: source, worker: worker) }
+        outbox.append(.init(bytes: response, endpoint: source, worker: worker))
         return true
     }
 
@@ -127,7 +127,7 @@ extension ControlPlane {
         guard let length else { return }
         peer.lastKeepaliveSent = now
         counters.add(.keepalivesSent)
-        buffer.withUnsafeBytes { transport.send(UnsafeRawBufferPointer(rebasing: $0[0..<length]), to: endpoint, worker: worker) }
+        outbox.append(.init(bytes: Array(buffer[0..<length]), endpoint: endpoint, worker: worker))
     }
 
     /// Seals and sends the packets that waited for this peer's session.
@@ -144,7 +144,7 @@ extension ControlPlane {
                 session.seal($0.baseAddress!, payloadLength: packet.count, worker: controlSlot, flags: 0)
             }
             guard let length else { break }
-            message.withUnsafeBytes { transport.send(UnsafeRawBufferPointer(rebasing: $0[0..<length]), to: endpoint, worker: 0) }
+            outbox.append(.init(bytes: Array(message[0..<length]), endpoint: endpoint, worker: 0))
             counters.add(.stagedSent)
         }
         peer.signals.lastDataSent.store(now, ordering: .relaxed)

@@ -51,6 +51,14 @@ final class ControlPlane: @unchecked Sendable {
         var removalGrace: UInt64
     }
 
+    /// A datagram the control thread sends at the end of its turn.
+    struct OutgoingDatagram {
+        let bytes: [UInt8]
+        let endpoint: UDPEndpoint
+        /// Whose socket it leaves from.
+        let worker: Int
+    }
+
     /// Events and mapping changes waiting for the control thread.
     struct Inbox {
         var events: [ControlEvent] = []
@@ -105,6 +113,9 @@ final class ControlPlane: @unchecked Sendable {
     var graced: Set<IPv4Address> = []
     /// Which peer each local index (session or pending initiation) belongs to.
     var owners: [UInt32: IPv4Address] = [:]
+    /// Datagrams to send once this turn's table is published: a peer may answer at
+    /// once, and its answer must find the new sessions in the workers' table.
+    var outbox: [OutgoingDatagram] = []
     /// When the timers run next.
     private var nextTick: UInt64 = 0
     /// When the last table was published.
@@ -181,9 +192,9 @@ final class ControlPlane: @unchecked Sendable {
     }
 
     /// One turn of the control loop: applies the queued mapping changes, handles the
-    /// queued events, runs the timers when due, and publishes a new table when
-    /// sessions changed (at once) or mappings changed (at most every
-    /// `mappingPublishInterval`).
+    /// queued events, runs the timers when due, publishes a new table when sessions
+    /// changed (at once) or mappings changed (at most every `mappingPublishInterval`),
+    /// and only then sends what the turn produced.
     func step() {
         let now = clock.now()
         let (events, updates) = inbox.withLock { inbox in
@@ -209,6 +220,10 @@ final class ControlPlane: @unchecked Sendable {
             lastPublished = now
             mappingsUnpublished = false
         }
+        for datagram in outbox {
+            datagram.bytes.withUnsafeBytes { transport.send($0, to: datagram.endpoint, worker: datagram.worker) }
+        }
+        outbox.removeAll(keepingCapacity: true)
     }
 
     // MARK: - Events

@@ -142,6 +142,8 @@ final class Worker: @unchecked Sendable {
     private func deliverFromNetwork(now: UInt64) -> Int {
         let count = socket.receive(incoming, count: Worker.batchSize)
         guard count > 0 else { return 0 }
+        // The batch may answer a handshake whose table was published after the loop's refresh.
+        refreshTable()
         for slot in 0..<count {
             let datagram = incoming.slots[slot]
             guard datagram.truncated == 0 else {

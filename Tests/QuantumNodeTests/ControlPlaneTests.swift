@@ -70,6 +70,8 @@ final class ControlPlaneTests: XCTestCase {
         XCTAssertEqual(count(a, .handshakesCompleted), 1)
         XCTAssertEqual(count(b, .handshakesCompleted), 1)
         XCTAssertEqual(count(a, .dropNoSession), 0)
+        XCTAssertEqual(network.responsesAheadOfTheirTable.load(ordering: .relaxed), 0,
+                       "b answered before its workers could know the session")
     }
 
     func testInitiatorSendingAloneRekeysBeforeTheRejectLimit() {

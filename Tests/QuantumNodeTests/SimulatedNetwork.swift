@@ -45,6 +45,9 @@ final class SimulatedNetwork: @unchecked Sendable {
 
     let clock = FakeClock()
     private let inFlight = Mutex<[Datagram]>([])
+    /// Handshake responses sent before the responder's table held their session (a peer
+    /// answering at once would find no session).
+    let responsesAheadOfTheirTable = Atomic<Int>(0)
     private(set) var nodes: [SimulatedNode] = []
     /// Endpoints whose datagrams are lost, in either direction.
     var unreachable: [UDPEndpoint] = []
@@ -155,7 +158,8 @@ final class SimulatedNode: @unchecked Sendable {
         logger.logLevel = .critical
         let configuration = ControlPlane.Configuration(localIP: address, keyPair: keyPair, workerCount: 1, useIPv4: true,
                                                        useIPv6: false, removalGrace: removalGrace)
-        control = ControlPlane(configuration: configuration, transport: Transport(network: network, source: source),
+        control = ControlPlane(configuration: configuration,
+                               transport: Transport(network: network, source: source, tables: tables),
                                clock: network.clock, tables: tables, logger: logger)
         path = PacketPath(worker: 0, localIP: address, control: control)
     }
@@ -208,9 +212,14 @@ final class SimulatedNode: @unchecked Sendable {
     private struct Transport: ControlTransport {
         let network: SimulatedNetwork
         let source: Source
+        let tables: ForwardingTableHolder
         var family: UDPSocket.Family { .ipv4 }
 
         func send(_ bytes: UnsafeRawBufferPointer, to endpoint: UDPEndpoint, worker: Int) {
+            if bytes[0] == MessageType.response.rawValue {
+                let index = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+                if tables.load().0.inbound[index] == nil { network.responsesAheadOfTheirTable.add(1, ordering: .relaxed) }
+            }
             network.send(.init(bytes: Array(bytes), source: source.endpoint, destination: endpoint))
         }
     }
