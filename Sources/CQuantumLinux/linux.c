@@ -93,27 +93,27 @@ int qt_recv_batch(int fd, struct qt_datagram *datagrams, unsigned count) {
     return received;
 }
 
-int qt_send_batch(int fd, struct qt_datagram *datagrams, unsigned count) {
+int qt_send_batch(int fd, struct qt_datagram *datagrams, unsigned count, int *last_error) {
     if (count > QT_MAX_BATCH) count = QT_MAX_BATCH;
     struct mmsghdr headers[QT_MAX_BATCH];
     struct iovec vectors[QT_MAX_BATCH];
     describe_batch(datagrams, count, 0, headers, vectors);
-    unsigned sent = 0;
-    while (sent < count) {
-        int result = sendmmsg(fd, headers + sent, count - sent, 0);
+    *last_error = 0;
+    unsigned next = 0, accepted = 0;
+    while (next < count) {
+        int result = sendmmsg(fd, headers + next, count - next, 0);
         if (result < 0) {
             if (errno == EINTR) continue;
-            // A datagram the kernel refuses (unreachable, no buffer) is dropped; go on with the rest.
-            if (sent + 1 < count && (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == ENOBUFS ||
-                                     errno == EAGAIN || errno == ECONNREFUSED || errno == EPERM || errno == EINVAL)) {
-                sent++;
-                continue;
-            }
-            return sent > 0 ? (int)sent : -errno;
+            // sendmmsg reports an error only for the first datagram it could not send:
+            // that one is refused (unreachable, no buffer, bad address...); go on with the rest.
+            *last_error = errno;
+            next++;
+            continue;
         }
-        sent += (unsigned)result;
+        next += (unsigned)result;
+        accepted += (unsigned)result;
     }
-    return (int)sent;
+    return (int)accepted;
 }
 
 int qt_has_cap_net_admin(void) {

@@ -73,15 +73,15 @@ public struct PacketQueue: Sendable {
         }
     }
 
-    /// Writes one packet. Returns false if the kernel refused it.
+    /// Writes one packet. Returns 0, or the errno with which the kernel refused it.
     @inline(__always)
     @discardableResult
-    public func write(_ packet: UnsafeRawPointer, length: Int) -> Bool {
+    public func write(_ packet: UnsafeRawPointer, length: Int) -> Int32 {
         while true {
             let count = Glibc.write(fileDescriptor, packet, length)
-            if count >= 0 { return true }
+            if count >= 0 { return 0 }
             if errno == EINTR { continue }
-            return false
+            return errno
         }
     }
 

@@ -101,12 +101,16 @@ public struct UDPSocket: Sendable {
         Int(qt_recv_batch(fileDescriptor, batch.slots, UInt32(min(count, batch.capacity))))
     }
 
-    /// Sends the first `count` datagrams of the batch. Returns how many the kernel took.
+    /// Sends the first `count` datagrams of the batch (at most its capacity).
+    /// - Returns: exactly how many the kernel accepted (the others were refused, e.g.
+    ///   unreachable or out of buffers) and the errno of the last refusal (0 if none).
     @inline(__always)
     @discardableResult
-    public func send(_ batch: DatagramBatch, count: Int) -> Int {
-        guard count > 0 else { return 0 }
-        return Int(qt_send_batch(fileDescriptor, batch.slots, UInt32(min(count, batch.capacity))))
+    public func send(_ batch: DatagramBatch, count: Int) -> (accepted: Int, lastError: Int32) {
+        guard count > 0 else { return (0, 0) }
+        var lastError: Int32 = 0
+        let accepted = qt_send_batch(fileDescriptor, batch.slots, UInt32(min(count, batch.capacity)), &lastError)
+        return (Int(accepted), lastError)
     }
 
     /// Sends one datagram (control traffic: handshakes, keepalives).

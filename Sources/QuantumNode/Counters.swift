@@ -10,7 +10,7 @@ public protocol CounterName: RawRepresentable<Int>, CaseIterable, Sendable {
 /// relaxed load and store, not a locked read-modify-write.
 public final class CounterSet<Name: CounterName>: Sendable {
     /// Room for the largest set; a set may use fewer cells.
-    private let cells = InlineArray<16, Atomic<UInt64>> { _ in Atomic(0) }
+    private let cells = InlineArray<24, Atomic<UInt64>> { _ in Atomic(0) }
 
     public init() {
         precondition(Name.allCases.count <= cells.count, "more counters than cells")
@@ -33,6 +33,7 @@ public enum WorkerCounter: Int, CounterName {
     case txPackets, txBytes, rxPackets, rxBytes
     case dropNoRoute, dropNoSession, dropAuth, dropReplay, dropSpoofed, dropMalformed
     case dropSendFailed, dropTunWrite, dropHandshakeBacklog, keepalivesReceived
+    case dropDestination, tunReadErrors
 
     public var label: String {
         switch self {
@@ -50,6 +51,8 @@ public enum WorkerCounter: Int, CounterName {
         case .dropTunWrite: "drop_tun_write"
         case .dropHandshakeBacklog: "drop_handshake_backlog"
         case .keepalivesReceived: "keepalives_received"
+        case .dropDestination: "drop_destination"
+        case .tunReadErrors: "tun_read_errors"
         }
     }
 }

@@ -21,12 +21,27 @@ public final class Node: Sendable {
         /// Whether peers may be reached over IPv4 / IPv6.
         public var useIPv4: Bool
         public var useIPv6: Bool
+        /// How long a peer whose mapping left the datastore keeps its route and sessions
+        /// (in case the mapping comes back, e.g. after the prefix was wiped), in nanoseconds.
+        public var removalGrace: UInt64
+        /// The TUN device's name, used in the fatal-error message.
+        public var deviceName: String
+        /// Called once, from a worker thread, when the node cannot go on (its TUN queue
+        /// is gone or fails on every read for a second), with one line naming the device
+        /// and the errno. The failed worker has stopped; the caller should `stop()` the
+        /// node and exit non-zero. Must not call `stop()` itself on the calling thread.
+        public var onFatalError: @Sendable (String) -> Void
 
-        public init(privateIP: IPv4Address, mtu: Int, useIPv4: Bool, useIPv6: Bool) {
+        public init(privateIP: IPv4Address, mtu: Int, useIPv4: Bool, useIPv6: Bool,
+                    removalGrace: UInt64 = 120 * 1_000_000_000, deviceName: String = "tun",
+                    onFatalError: @escaping @Sendable (String) -> Void = { _ in }) {
             self.privateIP = privateIP
             self.mtu = mtu
             self.useIPv4 = useIPv4
             self.useIPv6 = useIPv6
+            self.removalGrace = removalGrace
+            self.deviceName = deviceName
+            self.onFatalError = onFatalError
         }
     }
 
@@ -34,26 +49,36 @@ public final class Node: Sendable {
     private let control: ControlPlane
     private let pollers: [Poller]
     private let finished = DispatchGroup()
+    private let fatalError: FatalErrorReport
 
     /// Builds the engine; `queues` and `sockets` must have the same count (one per worker).
     public init(settings: Settings, keyPair: StaticKeyPair, queues: [PacketQueue], sockets: [UDPSocket],
                 logger: Logger) throws {
         precondition(!queues.isEmpty && queues.count == sockets.count, "one TUN queue and one socket per worker")
         let tables = ForwardingTableHolder()
-        control = ControlPlane(localIP: settings.privateIP, keyPair: keyPair, sockets: sockets,
-                               workerCount: queues.count, useIPv4: settings.useIPv4, useIPv6: settings.useIPv6,
-                               tables: tables, logger: logger)
+        let configuration = ControlPlane.Configuration(
+            localIP: settings.privateIP, keyPair: keyPair, workerCount: queues.count,
+            useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace)
+        control = ControlPlane(configuration: configuration, transport: SocketTransport(sockets: sockets),
+                               clock: SystemClock(), tables: tables, logger: logger)
         var pollers: [Poller] = []
         var workers: [Worker] = []
+        let fatalError = FatalErrorReport(logger: logger, handler: settings.onFatalError)
+        self.fatalError = fatalError
         for (index, queue) in queues.enumerated() {
             let poller = try Poller()
             pollers.append(poller)
+            let path = PacketPath(worker: index, localIP: settings.privateIP, control: control)
             workers.append(Worker(index: index, tun: queue, socket: sockets[index], mtu: settings.mtu,
-                                  tables: tables, control: control, poller: poller))
+                                  tables: tables, path: path, poller: poller, deviceName: settings.deviceName,
+                                  onFatalError: fatalError.report))
         }
         self.pollers = pollers
         self.workers = workers
     }
+
+    /// Why the node cannot go on, once a fatal error happened (see `Settings.onFatalError`).
+    public var failure: String? { fatalError.message }
 
     /// Starts the control thread and one thread per worker.
     public func start() {
@@ -73,9 +98,16 @@ public final class Node: Sendable {
         thread.start()
     }
 
-    /// Applies changes to the node's view of the network (this node's own mapping may be among them).
+    /// Applies changes to the node's view of the network (this node's own mapping may
+    /// be among them). Changes are coalesced per address until the control thread takes
+    /// them, so a burst of updates costs memory per address, not per update.
     public func apply(_ updates: [MappingUpdate]) {
-        control.post(.mappings(updates))
+        control.enqueue(updates)
+    }
+
+    /// Whether the published forwarding table has a route to `address` (for tests).
+    func hasRoute(to address: IPv4Address) -> Bool {
+        control.tables.load().0.routes[address] != nil
     }
 
     /// Every counter, summed over workers.
@@ -88,5 +120,31 @@ public final class Node: Sendable {
         workers.forEach { $0.stop() }
         control.stop()
         finished.wait()
+    }
+}
+
+/// The first fatal error of a node: kept, logged and handed to the caller's handler once.
+private final class FatalErrorReport: Sendable {
+    private let first = Mutex<String?>(nil)
+    private let logger: Logger
+    private let handler: @Sendable (String) -> Void
+
+    init(logger: Logger, handler: @escaping @Sendable (String) -> Void) {
+        self.logger = logger
+        self.handler = handler
+    }
+
+    var message: String? { first.withLock { $0 } }
+
+    /// Records `message` unless an error was already reported, then logs it and calls the handler.
+    func report(_ message: String) {
+        let isFirst = first.withLock { stored in
+            guard stored == nil else { return false }
+            stored = message
+            return true
+        }
+        guard isFirst else { return }
+        logger.critical("\(message)")
+        handler(message)
     }
 }

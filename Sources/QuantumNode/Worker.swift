@@ -1,3 +1,4 @@
+import Glibc
 import QuantumCore
 import QuantumCrypto
 import QuantumDevice
@@ -17,10 +18,11 @@ import Synchronization
 //              (packet lands WireFormat.transportHeaderSize bytes into a slot buffer,
 //               so the header and tag are written around it without a copy)
 //   incoming:  UDP ──recvmmsg──▶ type? ─ transport ─▶ index lookup ─▶ replay check
-//                                  │                  ─▶ open in place ─▶ inner source
-//                                  │                     is the peer's? ─▶ write TUN
+//                                  │                  ─▶ open in place ─▶ inner source is
+//                                  │                     the peer's, destination ours? ─▶ write TUN
 //                                  └─ handshake ─▶ copied to the control thread
 //
+// The per-packet decisions live in PacketPath; this file moves the batches.
 // A worker drains both descriptors in turns of one batch each and sleeps in
 // poll(2) only when both are empty.
 
@@ -31,33 +33,42 @@ final class Worker: @unchecked Sendable {
 
     /// Datagrams moved per batch.
     static let batchSize = 32
+    /// How long TUN reads may fail on every try before the device counts as broken.
+    static let tunFailureTime: UInt64 = 1_000_000_000
 
     let index: Int
     let tun: PacketQueue
     let socket: UDPSocket
-    let counters = CounterSet<WorkerCounter>()
+    private let path: PacketPath
     private let tables: ForwardingTableHolder
-    private let control: ControlPlane
     private let poller: Poller
+    private let deviceName: String
+    private let onFatalError: @Sendable (String) -> Void
     private let running: Atomic<Bool>
     private let outgoing: DatagramBatch
     private let incoming: DatagramBatch
     private let maximumPacket: Int
     private var table = ForwardingTable.empty
     private var tableGeneration: UInt64 = .max
-    /// When this worker last told the control thread about a packet for an unknown session.
-    private var lastUnknownSessionHint: UInt64 = 0
-    /// At most one such hint a second per worker: the packets are unauthenticated.
-    private static let unknownSessionHintInterval: UInt64 = 1_000_000_000
+    /// When the current run of failed TUN reads began (0: the last read did not fail).
+    private var tunFailingSince: UInt64 = 0
 
+    var counters: CounterSet<WorkerCounter> { path.counters }
+
+    /// - Parameters:
+    ///   - deviceName: the TUN device's name, for the fatal-error message.
+    ///   - onFatalError: called once, from the worker's thread, when the TUN queue is
+    ///     broken for good; the worker has stopped by then.
     init(index: Int, tun: PacketQueue, socket: UDPSocket, mtu: Int, tables: ForwardingTableHolder,
-         control: ControlPlane, poller: Poller) {
+         path: PacketPath, poller: Poller, deviceName: String, onFatalError: @escaping @Sendable (String) -> Void) {
         self.index = index
         self.tun = tun
         self.socket = socket
         self.tables = tables
-        self.control = control
+        self.path = path
         self.poller = poller
+        self.deviceName = deviceName
+        self.onFatalError = onFatalError
         self.running = Atomic<Bool>(true)
         // Room for the largest packet the device may hand us plus the transport framing.
         maximumPacket = max(mtu, 1280)
@@ -72,7 +83,7 @@ final class Worker: @unchecked Sendable {
         poller.wake()
     }
 
-    /// The worker loop; returns after `stop()`.
+    /// The worker loop; returns after `stop()` or a fatal TUN error.
     func run() {
         while running.load(ordering: .relaxed) {
             refreshTable()
@@ -95,136 +106,61 @@ final class Worker: @unchecked Sendable {
     private func forwardFromTun(now: UInt64) -> Int {
         var ready = 0
         var read = 0
-        let header = WireFormat.transportHeaderSize
         while read < Worker.batchSize {
             let buffer = outgoing.buffer(ready)
-            let length = tun.read(into: buffer + header, capacity: maximumPacket)
-            guard length > 0 else { break }
+            let length = tun.read(into: buffer + WireFormat.transportHeaderSize, capacity: maximumPacket)
+            guard length > 0 else {
+                if length < 0 { tunReadFailed(errno: Int32(-length), now: now) }
+                break
+            }
+            tunFailingSince = 0
             read += 1
-            let packet = UnsafeRawBufferPointer(start: buffer + header, count: length)
-            guard let destination = IPPacket.ipv4Destination(packet), let route = table.routes[destination] else {
-                counters.add(.dropNoRoute)
-                continue
-            }
-            guard let session = route.session, let endpoint = route.endpoint else {
-                stage(packet, for: route)
-                continue
-            }
-            if session.shouldRekey(now: now) { requestHandshake(route) }
-            guard let total = session.seal(buffer, payloadLength: length, worker: index, flags: 0) else {
-                stage(packet, for: route)
-                continue
-            }
-            route.signals.lastDataSent.store(now, ordering: .relaxed)
+            guard let (total, endpoint) = path.seal(buffer, length: length, table: table, now: now) else { continue }
             outgoing.prepare(ready, length: total, to: endpoint)
-            counters.add(.txBytes, UInt64(length))
             ready += 1
         }
         if ready > 0 {
-            let accepted = max(socket.send(outgoing, count: ready), 0)
+            let accepted = socket.send(outgoing, count: ready).accepted
             counters.add(.txPackets, UInt64(accepted))
             if accepted < ready { counters.add(.dropSendFailed, UInt64(ready - accepted)) }
         }
         return read
     }
 
-    /// Hands a packet for a peer without a usable session to the control thread, which
-    /// sends it when the handshake completes (the only copy on this path, and it is
-    /// off the steady state); past `ControlPlane.stagedPacketLimit` it is dropped.
-    private func stage(_ packet: UnsafeRawBufferPointer, for route: ForwardingTable.Route) {
-        if route.signals.staged.load(ordering: .relaxed) < ControlPlane.stagedPacketLimit {
-            route.signals.staged.wrappingAdd(1, ordering: .relaxed)
-            control.post(.stage(route.privateIP, Array(packet)))
-        } else {
-            counters.add(.dropNoSession)
-        }
-        requestHandshake(route)
-    }
-
-    @inline(__always)
-    private func requestHandshake(_ route: ForwardingTable.Route) {
-        if PeerSignals.raise(route.signals.handshakeWanted) {
-            control.post(.handshakeWanted(route.privateIP))
-        }
+    /// Counts a failed TUN read, and stops the worker when the queue is gone
+    /// (EBADF, EIO, ENODEV, EFAULT) or reads have failed for `tunFailureTime`.
+    private func tunReadFailed(errno code: Int32, now: UInt64) {
+        counters.add(.tunReadErrors)
+        if tunFailingSince == 0 { tunFailingSince = now }
+        let gone = code == EBADF || code == EIO || code == ENODEV || code == EFAULT
+        guard gone || now &- tunFailingSince >= Worker.tunFailureTime else { return }
+        running.store(false, ordering: .relaxed)
+        onFatalError("\(SystemError("read from TUN device \(deviceName) (queue \(index))", code: code))")
     }
 
     /// Receives up to one batch from the UDP socket and delivers it. Returns datagrams received.
     private func deliverFromNetwork(now: UInt64) -> Int {
         let count = socket.receive(incoming, count: Worker.batchSize)
         guard count > 0 else { return 0 }
+        // The batch may answer a handshake whose table was published after the loop's refresh.
+        refreshTable()
         for slot in 0..<count {
             let datagram = incoming.slots[slot]
-            let message = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
-            guard datagram.truncated == 0, !message.isEmpty else {
+            guard datagram.truncated == 0 else {
                 counters.add(.dropMalformed)
                 continue
             }
-            switch message[0] {
-            case MessageType.transport.rawValue:
-                deliverTransport(message, from: slot, now: now)
-            case MessageType.initiation.rawValue, MessageType.response.rawValue:
-                if !control.post(.handshake(Array(UnsafeRawBufferPointer(message)), from: incoming.endpoint(slot), worker: index)) {
-                    counters.add(.dropHandshakeBacklog)
-                }
-            default:
-                counters.add(.dropMalformed)
+            let message = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
+            guard let packet = path.open(message, from: incoming.endpoint(slot), table: table, now: now) else { continue }
+            if tun.write(packet.baseAddress!, length: packet.count) == 0 {
+                counters.add(.rxPackets)
+                counters.add(.rxBytes, UInt64(packet.count))
+            } else {
+                // ENOBUFS/EAGAIN when the kernel is full, anything else when the device is
+                // broken, which the read side notices and reports.
+                counters.add(.dropTunWrite)
             }
         }
         return count
-    }
-
-    @inline(__always)
-    private func deliverTransport(_ message: UnsafeMutableRawBufferPointer, from slot: Int, now: UInt64) {
-        guard let receiver = TransportHeader.receiverIndex(UnsafeRawBufferPointer(message)) else {
-            counters.add(.dropMalformed)
-            return
-        }
-        guard let inbound = table.inbound[receiver] else {
-            counters.add(.dropNoSession)
-            // Typically a peer that still uses a session we lost by restarting: offer a new one.
-            if now &- lastUnknownSessionHint >= Worker.unknownSessionHintInterval {
-                lastUnknownSessionHint = now
-                control.post(.unknownSession(from: incoming.endpoint(slot)))
-            }
-            return
-        }
-        switch inbound.session.open(message, worker: index) {
-        case .payload(let offset, let length):
-            inbound.signals.lastReceived.store(now, ordering: .relaxed)
-            if !inbound.confirmed && PeerSignals.raise(inbound.signals.confirmPending) {
-                control.post(.sessionConfirmed(inbound.session.localIndex))
-            }
-            if inbound.endpoint != incoming.endpoint(slot) && PeerSignals.raise(inbound.signals.roamPending) {
-                control.post(.roamed(inbound.session.localIndex, to: incoming.endpoint(slot)))
-            }
-            guard length > 0 else {
-                counters.add(.keepalivesReceived)
-                return
-            }
-            inbound.signals.lastDataReceived.store(now, ordering: .relaxed)
-            let packet = UnsafeRawBufferPointer(start: message.baseAddress! + offset, count: length)
-            guard let source = IPPacket.ipv4Source(packet) else {
-                counters.add(.dropMalformed)
-                return
-            }
-            guard source == inbound.privateIP else {
-                counters.add(.dropSpoofed)
-                return
-            }
-            if tun.write(packet.baseAddress!, length: length) {
-                counters.add(.rxPackets)
-                counters.add(.rxBytes, UInt64(length))
-            } else {
-                counters.add(.dropTunWrite)
-            }
-        case .replayed:
-            counters.add(.dropReplay)
-        case .authenticationFailed:
-            counters.add(.dropAuth)
-        case .malformed:
-            counters.add(.dropMalformed)
-        case .exhausted:
-            counters.add(.dropNoSession)
-        }
     }
 }

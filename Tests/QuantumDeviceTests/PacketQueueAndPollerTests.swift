@@ -10,8 +10,8 @@ final class PacketQueueTests: XCTestCase {
         XCTAssertNotEqual(a.fileDescriptor, b.fileDescriptor)
         let first: [UInt8] = [0x45, 1, 2, 3, 4]
         let second = [UInt8](repeating: 0xEE, count: 1400)
-        XCTAssertTrue(first.withUnsafeBytes { a.write($0.baseAddress!, length: $0.count) })
-        XCTAssertTrue(second.withUnsafeBytes { a.write($0.baseAddress!, length: $0.count) })
+        XCTAssertEqual(first.withUnsafeBytes { a.write($0.baseAddress!, length: $0.count) }, 0)
+        XCTAssertEqual(second.withUnsafeBytes { a.write($0.baseAddress!, length: $0.count) }, 0)
 
         var buffer = [UInt8](repeating: 0, count: 2000)
         let n1 = buffer.withUnsafeMutableBytes { b.read(into: $0.baseAddress!, capacity: $0.count) }
@@ -24,7 +24,7 @@ final class PacketQueueTests: XCTestCase {
                        "empty queue reads 0")
 
         // The other direction works too.
-        XCTAssertTrue(([9, 9] as [UInt8]).withUnsafeBytes { b.write($0.baseAddress!, length: 2) })
+        XCTAssertEqual(([9, 9] as [UInt8]).withUnsafeBytes { b.write($0.baseAddress!, length: 2) }, 0)
         XCTAssertEqual(buffer.withUnsafeMutableBytes { a.read(into: $0.baseAddress!, capacity: $0.count) }, 2)
         XCTAssertEqual(Array(buffer.prefix(2)), [9, 9])
     }
@@ -68,7 +68,7 @@ final class PollerTests: XCTestCase {
         let (a, b) = try PacketQueue.pair()
         let (c, d) = try PacketQueue.pair()
         defer { a.close(); b.close(); c.close(); d.close() }
-        XCTAssertTrue(([1] as [UInt8]).withUnsafeBytes { a.write($0.baseAddress!, length: 1) })
+        XCTAssertEqual(([1] as [UInt8]).withUnsafeBytes { a.write($0.baseAddress!, length: 1) }, 0)
         // Readable in the first slot…
         var (ready, took) = elapsed { poller.wait((b.fileDescriptor, d.fileDescriptor), timeoutMilliseconds: 5000) }
         XCTAssertTrue(ready)
@@ -104,7 +104,7 @@ final class PollerTests: XCTestCase {
         let poller = try Poller()
         let (a, b) = try PacketQueue.pair()
         defer { a.close(); b.close() }
-        XCTAssertTrue(([1] as [UInt8]).withUnsafeBytes { a.write($0.baseAddress!, length: 1) })
+        XCTAssertEqual(([1] as [UInt8]).withUnsafeBytes { a.write($0.baseAddress!, length: 1) }, 0)
         poller.wake()
         XCTAssertFalse(poller.wait((b.fileDescriptor, b.fileDescriptor), timeoutMilliseconds: 5000))
         poller.clearWake()

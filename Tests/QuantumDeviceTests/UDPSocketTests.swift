@@ -67,8 +67,8 @@ final class UDPSocketTests: XCTestCase {
             outgoing.prepare(index, length: payload.count, to: destination)
             XCTAssertEqual(outgoing.endpoint(index), destination)
         }
-        XCTAssertEqual(a.send(outgoing, count: payloads.count), payloads.count)
-        XCTAssertEqual(a.send(outgoing, count: 0), 0)
+        XCTAssertEqual(a.send(outgoing, count: payloads.count).accepted, payloads.count)
+        XCTAssertEqual(a.send(outgoing, count: 0).accepted, 0)
 
         let incoming = DatagramBatch(capacity: 8, bufferSize: 2048)
         var received: [[UInt8]] = []
@@ -195,6 +195,36 @@ final class UDPSocketTests: XCTestCase {
         XCTAssertEqual(receive(v4, into: incoming, expected: 1), 1)
         XCTAssertEqual(contents(incoming, 0), [8])
         XCTAssertEqual(incoming.endpoint(0), UDPEndpoint(loopback, port: v6.localPort, family: .ipv4))
+    }
+
+    func testSendBatchCountsOnlyTheDatagramsTheKernelAccepted() throws {
+        let sender = try UDPSocket(family: .ipv6, bindAddress: "::1", port: 0, ipv6Only: true)
+        sockets.append(sender)
+        let receiver = try open(.ipv6, "::1")
+        let good = UDPEndpoint(IPv6Address("::1")!, port: receiver.localPort)
+        // An IPv4 destination through an IPv6-only socket: the kernel refuses it.
+        let refused = UDPEndpoint(loopback, port: receiver.localPort, family: .ipv4)
+        let destinations = [good, refused, good, good, refused]
+        let batch = DatagramBatch(capacity: 8, bufferSize: 256)
+        for (index, destination) in destinations.enumerated() {
+            fill(batch, index, with: [UInt8(index)])
+            batch.prepare(index, length: 1, to: destination)
+        }
+        let result = sender.send(batch, count: destinations.count)
+        XCTAssertEqual(result.accepted, 3)
+        XCTAssertNotEqual(result.lastError, 0)
+        let incoming = DatagramBatch(capacity: 8, bufferSize: 256)
+        var received: [UInt8] = []
+        let deadline = ContinuousClock.now + .seconds(1)
+        while received.count < 3 && ContinuousClock.now < deadline {
+            let count = receive(receiver, into: incoming, expected: 8)
+            received += (0..<count).map { contents(incoming, $0)[0] }
+        }
+        XCTAssertEqual(received, [0, 2, 3])
+        // All accepted: no error.
+        for index in 0..<3 { batch.prepare(index, length: 1, to: good) }
+        XCTAssertEqual(sender.send(batch, count: 3).accepted, 3)
+        XCTAssertEqual(sender.send(batch, count: 3).lastError, 0)
     }
 }
 

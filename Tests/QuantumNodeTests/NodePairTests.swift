@@ -27,19 +27,33 @@ final class NodePairTests: XCTestCase {
         super.tearDown()
     }
 
+    /// Ports of the sockets opened so far: with SO_REUSEPORT, binding port 0 may hand out a
+    /// port another of this process's sockets holds, and the two would share its datagrams.
+    private var ports: Set<UInt16> = []
+
+    /// A socket on a port no other side uses.
+    private func openSocket(overIPv6: Bool) throws -> UDPSocket {
+        while true {
+            let socket = overIPv6
+                ? try UDPSocket(family: .ipv6, bindAddress: "::1", port: 0, ipv6Only: true)
+                : try UDPSocket(family: .ipv4, bindAddress: "127.0.0.1", port: 0)
+            descriptors.append(PacketQueue(fileDescriptor: socket.fileDescriptor))
+            if ports.insert(socket.localPort).inserted { return socket }
+        }
+    }
+
     /// One engine with its socket on IPv4 loopback, or (with `overIPv6`) on `::1` with IPv4 disabled.
-    private func makeSide(_ address: String, keyPair: StaticKeyPair = .generate(), overIPv6: Bool = false) throws -> Side {
+    private func makeSide(_ address: String, keyPair: StaticKeyPair = .generate(), overIPv6: Bool = false,
+                          removalGrace: UInt64 = 120_000_000_000) throws -> Side {
         let (engineEnd, kernelEnd) = try PacketQueue.pair()
         descriptors += [engineEnd, kernelEnd]
-        let socket = overIPv6
-            ? try UDPSocket(family: .ipv6, bindAddress: "::1", port: 0, ipv6Only: true)
-            : try UDPSocket(family: .ipv4, bindAddress: "127.0.0.1", port: 0)
-        descriptors.append(PacketQueue(fileDescriptor: socket.fileDescriptor))
+        let socket = try openSocket(overIPv6: overIPv6)
         let privateIP = IPv4Address(address)!
         var logger = Logger(label: "test-\(address)")
         logger.logLevel = .warning
-        let node = try Node(settings: .init(privateIP: privateIP, mtu: 1420, useIPv4: !overIPv6, useIPv6: overIPv6),
-                            keyPair: keyPair, queues: [engineEnd], sockets: [socket], logger: logger)
+        let settings = Node.Settings(privateIP: privateIP, mtu: 1420, useIPv4: !overIPv6, useIPv6: overIPv6,
+                                     removalGrace: removalGrace)
+        let node = try Node(settings: settings, keyPair: keyPair, queues: [engineEnd], sockets: [socket], logger: logger)
         let mapping = Mapping(machineID: String(repeating: "ab", count: 16), privateIP: privateIP,
                               ipv4: overIPv6 ? nil : IPv4Address("127.0.0.1"),
                               ipv6: overIPv6 ? IPv6Address("::1") : nil, port: socket.localPort,
@@ -54,15 +68,18 @@ final class NodePairTests: XCTestCase {
         sides.forEach { $0.node.apply(mappings.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 1) }) }
     }
 
-    /// A minimal IPv4 packet (header checksums are not the engine's business).
     private func packet(from source: String, to destination: String, payload: [UInt8]) -> [UInt8] {
-        let total = 20 + payload.count
-        var bytes: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, 17, 0, 0]
-        for address in [IPv4Address(source)!, IPv4Address(destination)!] {
-            bytes += [UInt8(address.value >> 24), UInt8(address.value >> 16 & 0xff),
-                      UInt8(address.value >> 8 & 0xff), UInt8(address.value & 0xff)]
+        ipv4Packet(from: IPv4Address(source)!, to: IPv4Address(destination)!, payload: payload)
+    }
+
+    /// Waits up to three seconds for `condition`; false if it never held.
+    private func eventually(_ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(2_000)
         }
-        return bytes + payload
+        return condition()
     }
 
     private func send(_ bytes: [UInt8], into side: Side) {
@@ -106,7 +123,7 @@ final class NodePairTests: XCTestCase {
         let a = try makeSide("10.99.4.1")
         let b = try makeSide("10.99.4.2")
         connect([a, b])
-        usleep(300_000) // let both control threads take the mappings
+        XCTAssertTrue(eventually { a.node.hasRoute(to: b.mapping.privateIP) && b.node.hasRoute(to: a.mapping.privateIP) })
         let first = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("first".utf8))
         send(first, into: a)
         XCTAssertEqual(receive(from: b, seconds: 3), first)
@@ -149,7 +166,7 @@ final class NodePairTests: XCTestCase {
     }
 
     func testMappingAddedLaterBecomesReachableAndRemovedOneIsNot() throws {
-        let a = try makeSide("10.99.4.1")
+        let a = try makeSide("10.99.4.1", removalGrace: 0)
         let b = try makeSide("10.99.4.2")
         connect([a])
         connect([b])
@@ -159,7 +176,7 @@ final class NodePairTests: XCTestCase {
         connect([a, b])
         XCTAssertEqual(deliver(forth, from: a, to: b), forth)
         a.node.apply([MappingUpdate(address: b.mapping.privateIP, mapping: nil, createRevision: 0)])
-        usleep(300_000)
+        XCTAssertTrue(eventually { !a.node.hasRoute(to: b.mapping.privateIP) })
         send(forth, into: a)
         XCTAssertNil(receive(from: b, seconds: 0.5))
     }

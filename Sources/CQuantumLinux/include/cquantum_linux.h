@@ -39,8 +39,10 @@ int qt_interface_configure(const char *name, uint32_t address_be, uint32_t netma
 /// (0 when none are waiting) or -errno.
 int qt_recv_batch(int fd, struct qt_datagram *datagrams, unsigned count);
 
-/// Sends `count` datagrams. Returns how many the kernel took, or -errno.
-int qt_send_batch(int fd, struct qt_datagram *datagrams, unsigned count);
+/// Sends `count` datagrams. Returns exactly how many the kernel accepted; every
+/// other one was refused, and `last_error` receives the errno of the last refusal
+/// (0 when none was refused).
+int qt_send_batch(int fd, struct qt_datagram *datagrams, unsigned count, int *last_error);
 
 /// Creates a non-blocking, close-on-exec eventfd (a wake-up signal for poll).
 int qt_eventfd(void);

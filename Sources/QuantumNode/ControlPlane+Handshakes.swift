@@ -1,0 +1,163 @@
+import QuantumCore
+import QuantumCrypto
+import QuantumDevice
+
+// Handshakes: initiating, answering and completing them, and what is sent
+// with a fresh session (the confirming keepalive and the staged packets).
+extension ControlPlane {
+    /// Sends an initiation to `peer` unless one is already in flight.
+    func initiate(_ peer: Peer, now: UInt64) -> Bool {
+        if let pending = peer.pending, elapsed(since: pending.sentAt, now: now) < SessionLimits.rekeyTimeout { return false }
+        guard let endpoint = peer.endpoint else {
+            peer.signals.handshakeWanted.store(false, ordering: .relaxed)
+            return false
+        }
+        let index = freshIndex(for: peer.mapping.privateIP)
+        let message: [UInt8]
+        let state: InitiatorState
+        do {
+            (message, state) = try handshaker.makeInitiation(
+                peerPublicKey: peer.mapping.publicKey, senderIndex: index, timestamp: clock.timestamp())
+        } catch {
+            owners[index] = nil
+            peer.signals.handshakeWanted.store(false, ordering: .relaxed)
+            logger.warning("cannot start a handshake with \(peer.mapping.privateIP): \(error)")
+            return false
+        }
+        if let old = peer.pending { owners[old.localIndex] = nil }
+        peer.pending = PendingInitiation(state: state, localIndex: index, sentAt: now,
+                                         firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
+        counters.add(.handshakesInitiated)
+        logger.debug("handshake initiation to \(peer.mapping.privateIP) at \(endpoint)")
+        outbox.append(.init(bytes: message, endpoint: endpoint, worker: 0))
+        return false
+    }
+
+    /// Answers a valid initiation from the owner of its key with a fresh session in `next`.
+    func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
+        let initiation: ReceivedInitiation
+        do {
+            initiation = try handshaker.consumeInitiation(message)
+        } catch {
+            counters.add(.handshakesRejected)
+            logger.debug("initiation from \(source) rejected: \(error)")
+            return false
+        }
+        guard let peer = peer(owning: initiation.peerPublicKey) else {
+            counters.add(.handshakesRejected)
+            logger.debug("initiation from \(source) with a key no mapping carries; ignored")
+            return false
+        }
+        if let newest = peer.newestTimestamp, initiation.timestamp <= newest {
+            counters.add(.handshakesRejected)
+            logger.debug("initiation from \(peer.mapping.privateIP) replays an old timestamp; ignored")
+            return false
+        }
+        peer.newestTimestamp = initiation.timestamp
+        let index = freshIndex(for: peer.mapping.privateIP)
+        let response: [UInt8]
+        let session: Session
+        do {
+            let keys: SessionKeys
+            (response, keys) = try handshaker.makeResponse(to: initiation, senderIndex: index)
+            session = try Session(keys: keys, workers: workerCount + 1, now: now)
+        } catch {
+            owners[index] = nil
+            counters.add(.handshakesRejected)
+            logger.warning("cannot answer the handshake of \(peer.mapping.privateIP): \(error)")
+            return false
+        }
+        retire(peer.next)
+        peer.next = session
+        peer.endpoint = source
+        counters.add(.handshakesCompleted)
+        logger.debug("handshake with \(peer.mapping.privateIP) answered (session \(index))")
+        outbox.append(.init(bytes: response, endpoint: source, worker: worker))
+        return true
+    }
+
+    /// Completes our initiation with the peer's response.
+    ///
+    /// If we also answered an initiation of the peer meanwhile (both sides initiated at
+    /// once), that responder session is demoted to `previous` and never promoted: the
+    /// session we initiated becomes current, so each side keeps a session it initiated
+    /// and keeps rekeying it on time.
+    func complete(with message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
+        guard let receiver = HandshakeResponse.receiverIndex(message), let address = owners[receiver],
+              let peer = peers[address], let pending = peer.pending, pending.localIndex == receiver else {
+            counters.add(.handshakesRejected)
+            return false
+        }
+        let session: Session
+        do {
+            let keys = try handshaker.consumeResponse(message, state: pending.state)
+            session = try Session(keys: keys, workers: workerCount + 1, now: now)
+        } catch {
+            counters.add(.handshakesRejected)
+            logger.debug("response from \(source) rejected: \(error)")
+            return false
+        }
+        peer.pending = nil
+        retire(peer.previous)
+        if let next = peer.next {
+            retire(peer.current)
+            peer.previous = next
+            peer.next = nil
+        } else {
+            peer.previous = peer.current
+        }
+        peer.current = session
+        peer.endpoint = source
+        peer.signals.handshakeWanted.store(false, ordering: .relaxed)
+        counters.add(.handshakesCompleted)
+        logger.debug("handshake with \(address) complete (session \(receiver))")
+        // Confirm the session to the responder at once, so it can send with it.
+        sendKeepalive(peer, session: session, to: source, worker: worker, now: now)
+        sendStaged(peer, now: now)
+        return true
+    }
+
+    /// Sends an empty transport message on `session` (sealed with the control slot)
+    /// from worker `worker`'s socket.
+    func sendKeepalive(_ peer: Peer, session: Session, to endpoint: UDPEndpoint, worker: Int, now: UInt64) {
+        var buffer = [UInt8](repeating: 0, count: WireFormat.transportOverhead)
+        let length = buffer.withUnsafeMutableBytes {
+            session.seal($0.baseAddress!, payloadLength: 0, worker: controlSlot, flags: 0)
+        }
+        guard let length else { return }
+        peer.lastKeepaliveSent = now
+        counters.add(.keepalivesSent)
+        outbox.append(.init(bytes: Array(buffer[0..<length]), endpoint: endpoint, worker: worker))
+    }
+
+    /// Seals and sends the packets that waited for this peer's session.
+    func sendStaged(_ peer: Peer, now: UInt64) {
+        defer {
+            peer.staged.removeAll()
+            peer.signals.staged.store(0, ordering: .relaxed)
+        }
+        guard !peer.staged.isEmpty, let session = peer.current, let endpoint = peer.endpoint else { return }
+        for packet in peer.staged {
+            var message = [UInt8](repeating: 0, count: packet.count + WireFormat.transportOverhead)
+            message.replaceSubrange(WireFormat.transportHeaderSize..<WireFormat.transportHeaderSize + packet.count, with: packet)
+            let length = message.withUnsafeMutableBytes {
+                session.seal($0.baseAddress!, payloadLength: packet.count, worker: controlSlot, flags: 0)
+            }
+            guard let length else { break }
+            outbox.append(.init(bytes: Array(message[0..<length]), endpoint: endpoint, worker: 0))
+            counters.add(.stagedSent)
+        }
+        peer.signals.lastDataSent.store(now, ordering: .relaxed)
+    }
+
+    /// A random local index not in use.
+    func freshIndex(for address: IPv4Address) -> UInt32 {
+        while true {
+            let index = UInt32.random(in: 1...UInt32.max)
+            if owners[index] == nil {
+                owners[index] = address
+                return index
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import QuantumDevice
+import QuantumCrypto
+
+// Timers, run every `tickInterval`: handshake retries and give-up, session expiry,
+// rekeying, passive keepalives and the end of removed peers' grace.
+extension ControlPlane {
+    /// Returns true if the table must change.
+    func tick(now: UInt64) -> Bool {
+        var changed = expireRemovedPeers(now: now)
+        for peer in peers.values {
+            retryHandshake(peer, now: now)
+            for session in peer.sessions where session.isExpired(now: now) {
+                if peer.current === session { peer.current = nil }
+                if peer.previous === session { peer.previous = nil }
+                if peer.next === session { peer.next = nil }
+                retire(session)
+                changed = true
+            }
+            if let session = peer.current, let endpoint = peer.endpoint {
+                keepAlive(peer, session: session, endpoint: endpoint, now: now)
+            }
+        }
+        return changed
+    }
+
+    /// Retransmits an unanswered initiation every `rekeyTimeout`, and gives up after `rekeyAttemptTime`.
+    private func retryHandshake(_ peer: Peer, now: UInt64) {
+        guard let pending = peer.pending, elapsed(since: pending.sentAt, now: now) >= SessionLimits.rekeyTimeout else { return }
+        guard elapsed(since: pending.firstAttemptAt, now: now) >= ControlPlane.rekeyAttemptTime else {
+            _ = initiate(peer, now: now)
+            return
+        }
+        owners[pending.localIndex] = nil
+        peer.pending = nil
+        peer.signals.handshakeWanted.store(false, ordering: .relaxed)
+        counters.add(.stagedDropped, UInt64(peer.staged.count))
+        peer.staged.removeAll()
+        peer.signals.staged.store(0, ordering: .relaxed)
+        counters.add(.handshakeTimeouts)
+        logger.debug("no handshake response from \(peer.mapping.privateIP); giving up until there is traffic")
+    }
+
+    /// Passive keepalives, and the handshakes started by what we receive (or fail to).
+    private func keepAlive(_ peer: Peer, session: Session, endpoint: UDPEndpoint, now: UInt64) {
+        let lastDataSent = peer.signals.lastDataSent.load(ordering: .relaxed)
+        let lastReceived = peer.signals.lastReceived.load(ordering: .relaxed)
+        let lastDataReceived = peer.signals.lastDataReceived.load(ordering: .relaxed)
+        if session.isInitiator, peer.pending == nil, elapsed(since: session.createdAt, now: now) >= ControlPlane.receiveRekeyAge,
+           lastReceived >= session.createdAt + ControlPlane.receiveRekeyAge {
+            // We initiated this session and the peer still sends on it: replace it before
+            // it expires, even if we send nothing ourselves (the responder never rekeys on time).
+            logger.debug("session with \(peer.mapping.privateIP) is about to expire while in use; rekeying")
+            _ = initiate(peer, now: now)
+        }
+        let lastSent = max(lastDataSent, peer.lastKeepaliveSent)
+        if lastDataReceived > lastSent,
+           elapsed(since: max(lastSent, session.createdAt), now: now) >= SessionLimits.keepaliveTimeout {
+            // We received data and have sent nothing for the keepalive timeout: a keepalive
+            // tells the peer we are alive (and holds NAT bindings open), every timeout while
+            // a one-way flow lasts. Never in reply to a keepalive.
+            sendKeepalive(peer, session: session, to: endpoint, worker: 0, now: now)
+        } else if lastDataSent > lastReceived, peer.pending == nil,
+                  elapsed(since: lastDataSent, now: now) < ControlPlane.newHandshakeTime,
+                  elapsed(since: max(lastReceived, session.createdAt), now: now) >= ControlPlane.newHandshakeTime {
+            // We send but hear nothing back (a live peer answers within the keepalive
+            // timeout): the peer has probably lost the session, e.g. by restarting.
+            logger.debug("no answer from \(peer.mapping.privateIP) on its session; starting a new handshake")
+            _ = initiate(peer, now: now)
+        }
+    }
+
+    /// Time from `since` to `now`, zero when a worker stamped `since` after the control
+    /// thread read `now` (the clocks are the same; the reads race).
+    func elapsed(since: UInt64, now: UInt64) -> UInt64 {
+        now > since ? now - since : 0
+    }
+}

@@ -1,0 +1,51 @@
+import QuantumCore
+import QuantumCrypto
+import QuantumDevice
+
+/// The control plane's view of one peer: the mapping it owns, its sessions and
+/// handshake state. Touched by the control thread only.
+final class Peer {
+    var mapping: Mapping
+    var endpoint: UDPEndpoint?
+    let signals = PeerSignals()
+    /// The session we send with.
+    var current: Session?
+    /// The session before `current`, kept to receive packets still in flight.
+    var previous: Session?
+    /// A responder session waiting for the initiator's first packet.
+    var next: Session?
+    var pending: PendingInitiation?
+    /// Packets waiting for a session, oldest first.
+    var staged: [[UInt8]] = []
+    /// When the control thread last sent this peer a keepalive.
+    var lastKeepaliveSent: UInt64 = 0
+    /// The newest initiation timestamp accepted from this peer (against replayed initiations).
+    var newestTimestamp: TAI64N?
+
+    init(mapping: Mapping, endpoint: UDPEndpoint?) {
+        self.mapping = mapping
+        self.endpoint = endpoint
+    }
+
+    var sessions: [Session] { [current, previous, next].compactMap { $0 } }
+
+    /// Forgets every session. Keys are wiped when the last reference goes: a worker
+    /// may still be sealing with one from the previous table, so never wipe here.
+    func forgetSessions() {
+        staged.removeAll()
+        signals.staged.store(0, ordering: .relaxed)
+        signals.handshakeWanted.store(false, ordering: .relaxed)
+        current = nil
+        previous = nil
+        next = nil
+        pending = nil
+    }
+}
+
+/// An initiation we sent and await a response to.
+struct PendingInitiation {
+    let state: InitiatorState
+    let localIndex: UInt32
+    let sentAt: UInt64
+    let firstAttemptAt: UInt64
+}
