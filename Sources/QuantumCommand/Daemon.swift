@@ -161,11 +161,14 @@ public enum Daemon {
         }
         defer { device.close() }
 
-        // LEAD: pass `removalGrace: configuration.datastoreSyncInterval * 2` once Node.Settings has the
-        // field (the engine keeps removed peers that long, so a wiped prefix does not cut links).
+        // A peer whose mapping left etcd keeps its links for two sync intervals: a wiped
+        // prefix is re-registered by every node within one, and no link drops meanwhile.
+        let (fatalErrors, reportFatal) = AsyncStream<String>.makeStream()
         let node = try Node(
             settings: .init(privateIP: address, mtu: configuration.mtu,
-                            useIPv4: !configuration.disableV4, useIPv6: !configuration.disableV6),
+                            useIPv4: !configuration.disableV4, useIPv6: !configuration.disableV6,
+                            removalGrace: nanoseconds(configuration.datastoreSyncInterval * 2),
+                            deviceName: device.name, onFatalError: { reportFatal.yield($0) }),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         if !registration.peers.isEmpty { node.apply(registration.peers) }
         node.start()
@@ -203,13 +206,25 @@ public enum Daemon {
                         }
                     }
                 }
-                // The first to end: a stop signal, or the datastore side with an error.
+                group.addTask {
+                    for await message in fatalErrors { throw StartupError(description: message) }
+                }
+                // The first to end: a stop signal, the datastore side with an error, or a
+                // data-path failure the engine cannot recover from.
                 try await group.next()
                 group.cancelAll()
             }
         } catch let error as RegistryError {
             throw StartupError(description: error.description)
         }
+    }
+
+    /// A non-negative duration in whole nanoseconds, saturating at `UInt64.max`.
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000)).partialValue
     }
 
     /// Registers the node: bootstraps the configuration and claims an address; when etcd is
