@@ -33,6 +33,31 @@ extension ControlPlane {
         return false
     }
 
+    /// Notes a key that completed the Noise part of an initiation (so its holder has the
+    /// private key) before any mapping carried it. Bounded: the oldest is forgotten first.
+    private func rememberStranger(_ publicKey: [UInt8], now: UInt64) {
+        if strangers[publicKey] == nil, strangers.count >= ControlPlane.strangerLimit,
+           let oldest = strangers.min(by: { $0.value < $1.value })?.key {
+            strangers[oldest] = nil
+        }
+        strangers[publicKey] = now
+    }
+
+    /// Starts a handshake with every recent stranger whose mapping has now arrived, so
+    /// that a node that registered a moment ago is reached at once rather than after
+    /// the peer's retry (`SessionLimits.rekeyTimeout`). Forgets strangers past their memory.
+    func greetStrangers(now: UInt64) {
+        for (publicKey, seen) in strangers {
+            if elapsed(since: seen, now: now) > ControlPlane.strangerMemory {
+                strangers[publicKey] = nil
+            } else if let peer = peer(owning: publicKey) {
+                strangers[publicKey] = nil
+                logger.debug("\(peer.mapping.privateIP) tried to reach this node before its mapping arrived; answering with a handshake")
+                _ = initiate(peer, now: now)
+            }
+        }
+    }
+
     /// Answers a valid initiation from the owner of its key with a fresh session in `next`.
     func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
         let initiation: ReceivedInitiation
@@ -45,6 +70,7 @@ extension ControlPlane {
         }
         guard let peer = peer(owning: initiation.peerPublicKey) else {
             counters.add(.handshakesRejected)
+            rememberStranger(initiation.peerPublicKey, now: now)
             logger.debug("initiation from \(source) with a key no mapping carries; ignored")
             return false
         }

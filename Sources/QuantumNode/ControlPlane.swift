@@ -78,6 +78,10 @@ final class ControlPlane: @unchecked Sendable {
     /// How long sending without hearing back makes us start a new handshake
     /// (the peer's keepalive timeout plus one handshake timeout).
     static let newHandshakeTime: UInt64 = SessionLimits.keepaliveTimeout + SessionLimits.rekeyTimeout
+    /// Most strangers remembered; past it the oldest is forgotten.
+    static let strangerLimit = 64
+    /// How long a stranger is remembered: until its own retry would reach us anyway.
+    static let strangerMemory: UInt64 = SessionLimits.rekeyTimeout
     /// How long to keep retrying an unanswered handshake before waiting for new traffic.
     static let rekeyAttemptTime: UInt64 = 90 * SessionLimits.nanosecondsPerSecond
     /// Age at which the initiator of a session it still receives on starts a new handshake
@@ -113,6 +117,9 @@ final class ControlPlane: @unchecked Sendable {
     var graced: Set<IPv4Address> = []
     /// Which peer each local index (session or pending initiation) belongs to.
     var owners: [UInt32: IPv4Address] = [:]
+    /// Public keys whose valid initiations arrived before any mapping carried them, with
+    /// when (a node that just registered hears from peers before it has read the map).
+    var strangers: [[UInt8]: UInt64] = [:]
     /// Datagrams to send once this turn's table is published: a peer may answer at
     /// once, and its answer must find the new sessions in the workers' table.
     var outbox: [OutgoingDatagram] = []
@@ -207,6 +214,7 @@ final class ControlPlane: @unchecked Sendable {
         for update in updates.values where applyMapping(update, now: now) {
             mappingsUnpublished = true
         }
+        if !updates.isEmpty && !strangers.isEmpty { greetStrangers(now: now) }
         var sessionsChanged = false
         for event in events {
             sessionsChanged = handle(event, now: now) || sessionsChanged

@@ -74,6 +74,38 @@ final class ControlPlaneTests: XCTestCase {
                        "b answered before its workers could know the session")
     }
 
+    /// A node that registered a moment ago hears from a peer before it has read the
+    /// map: once the peer's mapping arrives it answers with its own handshake, so the
+    /// first packet gets through without waiting for the peer's retry.
+    func testNewcomerGreetsAPeerThatReachedItBeforeItsMapping() {
+        let a = network.addNode("10.7.0.1")
+        let b = network.addNode("10.7.0.2")
+        network.apply([a.update, b.update], to: a)
+        let start = network.clock.now()
+        let packet = a.send(to: b.address, payload: Array("early".utf8))
+        network.settle()
+        XCTAssertEqual(count(b, .handshakesRejected), 1, "b does not know a's key yet")
+        XCTAssertTrue(b.delivered.isEmpty)
+        network.apply([a.update, b.update], to: b)
+        XCTAssertEqual(b.delivered, [packet], "the staged packet arrives before a's retry is due")
+        XCTAssertLessThan(network.clock.now() - start, SessionLimits.rekeyTimeout)
+        XCTAssertEqual(count(b, .handshakesInitiated), 1)
+    }
+
+    func testAStrangerIsForgottenAfterItsMemory() {
+        let a = network.addNode("10.7.0.1")
+        let b = network.addNode("10.7.0.2")
+        network.apply([a.update, b.update], to: a)
+        a.send(to: b.address)
+        network.settle()
+        // a goes away (no retries reach b); past the memory, a's mapping arriving at b
+        // starts nothing.
+        network.remove(a)
+        network.advance(by: ControlPlane.strangerMemory + ControlPlane.tickInterval)
+        network.apply([a.update, b.update], to: b)
+        XCTAssertEqual(count(b, .handshakesInitiated), 0)
+    }
+
     func testInitiatorSendingAloneRekeysBeforeTheRejectLimit() {
         let (a, b) = pair()
         runTraffic(from: [a], minutes: 10)
