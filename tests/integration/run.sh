@@ -145,6 +145,8 @@ for c in "${selected[@]}"; do
     dt=$((SECONDS - start))
     if ((rc == 0)); then
         echo "PASS $c (${dt}s)"
+        # A drill's measured figures (lines it logged as "figures: ..."), shown with its result.
+        grep -h 'figures: ' "$cur_dir/case.log" 2>/dev/null | sed 's/^.*figures: /    figures: /'
         passed=$((passed + 1))
     else
         if ((rc == 124 || rc == 137)); then
