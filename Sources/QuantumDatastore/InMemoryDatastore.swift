@@ -21,6 +21,7 @@ public final class InMemoryDatastore: Datastore {
     private struct State {
         var revision: Int64 = 1
         var compactRevision: Int64 = 0
+        var listings = 0
         var keys: [String: KeyValue] = [:]
         var leases: [Int64: LeaseState] = [:]
         var nextLeaseID: Int64 = 0x1000
@@ -83,9 +84,13 @@ public final class InMemoryDatastore: Datastore {
 
     public func list(prefix: String) async throws -> (items: [KeyValue], revision: Int64) {
         withState { state in
-            (state.keys.values.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }, state.revision)
+            state.listings += 1
+            return (state.keys.values.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }, state.revision)
         }
     }
+
+    /// How many listings (`list`) the store has answered, so tests can wait for a resync.
+    public var listings: Int { state.withLock { $0.listings } }
 
     public func create(_ key: String, value: [UInt8], lease: Int64?) async throws -> Bool {
         try withState { state in
@@ -172,6 +177,9 @@ public final class InMemoryDatastore: Datastore {
             state.history.removeAll { $0.revision < state.compactRevision }
         }
     }
+
+    /// How many watches are open, so tests can wait for a watch to be (re-)established.
+    public var watcherCount: Int { state.withLock { $0.watchers.count } }
 
     /// Ends every open watch with ``DatastoreError/watchEnded(endpoint:reason:)``, as a
     /// dropped etcd connection would.

@@ -67,14 +67,17 @@ final class EtcdIntegrationTests: XCTestCase {
         let server = try await start()
         let store = try client(server)
         let ended = Box<(any Error)?>(nil)
+        let seen = Box(0)
         let task = Task {
             do {
-                for try await _ in store.watch(prefix: "/", fromRevision: 0) {}
+                for try await batch in store.watch(prefix: "/", fromRevision: 1) { seen.update { $0 += batch.count } }
             } catch {
                 ended.set(error)
             }
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // A delivered event shows the watch stream is established before etcd goes away.
+        try await store.put("/k", value: [1], lease: nil)
+        try await eventually("the watch delivers") { seen.get() > 0 }
         server.stop()
         try await eventually("the watch ends") { ended.get() != nil }
         XCTAssertTrue(ended.get() is DatastoreError, "\(String(describing: ended.get()))")

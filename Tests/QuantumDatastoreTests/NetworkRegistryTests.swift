@@ -320,7 +320,8 @@ final class NetworkRegistryTests: XCTestCase {
         XCTAssertNil(diff.first { $0.address == first.address }?.mapping, "a vanished node is a deletion")
         XCTAssertNotNil(diff.first { $0.address == third.address }?.mapping)
         // Nothing changes: later listings deliver nothing.
-        try await Task.sleep(for: .milliseconds(350))
+        let listed = store.listings
+        try await eventually("two more listings") { store.listings >= listed + 2 }
         XCTAssertEqual(calls.get().count, 2, "an unchanged listing must not call onChange")
         task.cancel()
         await task.value
@@ -385,9 +386,12 @@ final class NetworkRegistryTests: XCTestCase {
         XCTAssertEqual(calls.get()[1], [MappingUpdate(address: Fixtures.address("10.99.0.41"), mapping: nil, createRevision: 0)])
 
         // A resync reads the same bad values again: each version is reported once only.
+        let listed = store.listings
         store.dropWatches(reason: "forced resync")
         try await eventually("watch failure logged") { log.matching(.warning, "mapping sync failed", "forced resync").count == 1 }
-        try await Task.sleep(for: .seconds(2))  // the backoff (1 s), then the full list again
+        try await eventually("the full list again, after the backoff") { store.listings > listed }
+        // The listing is read; let the sync finish handling it before looking at its effects.
+        try await eventually("the resync watches again") { store.watcherCount > 0 }
         XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.40").count, 1)
         XCTAssertEqual(log.matching(.warning, "does not parse", "/quantum/nodes/10.99.0.43").count, 1)
         XCTAssertEqual(calls.get().count, 2, "the resync found nothing new to deliver")
