@@ -53,6 +53,33 @@ public struct Configuration: Sendable, Equatable {
     /// Log level.
     public var logLevel: Logger.Level
 
+    /// The `QUANTUM_*` variables in `environment` that name no option (most likely
+    /// mistyped), sorted, each with the option variable it most resembles, if any is close.
+    public static func unknownEnvironmentVariables(in environment: [String: String]) -> [(name: String, suggestion: String?)] {
+        let known = OptionTable.all.map(\.environmentVariable)
+        return environment.keys
+            .filter { $0.hasPrefix(OptionSpec.environmentPrefix) && !known.contains($0) }
+            .sorted()
+            .map { name in
+                let (distance, closest) = known.map { (editDistance(name, $0), $0) }.min { $0.0 < $1.0 } ?? (.max, "")
+                return (name, distance <= 3 ? closest : nil)
+            }
+    }
+
+    /// Levenshtein distance between two names (variable names are short).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let b = Array(b.utf8)
+        var previous = Array(0...b.count)
+        for (i, x) in a.utf8.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
     /// Resolves the configuration from its sources without touching the process.
     ///
     /// - Parameters:
@@ -168,7 +195,8 @@ private struct Sources {
     /// The text that wins for `spec`, and where it came from; `nil` when nothing sets it.
     func text(for spec: OptionSpec) -> (text: String, origin: ValueOrigin)? {
         if let text = commandLine[spec.name] { return (text, .commandLine) }
-        if let text = environment[spec.environmentVariable] { return (text, .environment) }
+        // An empty variable counts as unset (`QUANTUM_PRIVATE_IP= quantum` in a unit file).
+        if let text = environment[spec.environmentVariable], !text.isEmpty { return (text, .environment) }
         if let filePath, let text = file[spec.fileKey] { return (text, .configFile(filePath)) }
         if let text = spec.defaultValue { return (text, .builtInDefault) }
         return nil

@@ -53,9 +53,12 @@ public struct OptionSpec: Sendable, Hashable {
     /// `QUANTUM_` followed by the name in upper snake case: `QUANTUM_LISTEN_PORT`.
     public var environmentVariable: String { OptionSpec.environmentVariable(for: name) }
 
+    /// What every quantum environment variable starts with.
+    public static let environmentPrefix = "QUANTUM_"
+
     /// The environment variable for a long option name.
     public static func environmentVariable(for name: String) -> String {
-        "QUANTUM_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+        environmentPrefix + name.uppercased().replacingOccurrences(of: "-", with: "_")
     }
 
     /// The help line: the summary followed by the environment variable and the default.

@@ -126,6 +126,9 @@ public struct QuantumCommandLine: AsyncParsableCommand {
         }
         var logger = Logger(label: "quantum")
         logger.logLevel = level
+        for (name, suggestion) in Configuration.unknownEnvironmentVariables(in: ProcessInfo.processInfo.environment) {
+            logger.warning("environment variable \(name) is not a quantum setting and is ignored\(suggestion.map { "; did you mean \($0)?" } ?? "")")
+        }
         do {
             try await Daemon.run(configuration: configuration, logger: logger)
         } catch let exit as ExitCode {

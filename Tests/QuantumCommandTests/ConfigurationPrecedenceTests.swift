@@ -32,6 +32,25 @@ final class ConfigurationPrecedenceTests: XCTestCase {
         XCTAssertEqual(configuration.logLevel, .info)
     }
 
+    func testEmptyEnvironmentVariableCountsAsUnset() throws {
+        let files = ["/q.yml": "listen-port: 2000\nprivate-ip: 10.99.0.9\n"]
+        let configuration = try resolve(env: ["QUANTUM_CONF_FILE": "/q.yml", "QUANTUM_LISTEN_PORT": "",
+                                              "QUANTUM_PRIVATE_IP": ""], files: files)
+        XCTAssertEqual(configuration.listenPort, 2000, "the empty variable must not hide the file's value")
+        XCTAssertEqual(configuration.privateIP, IPv4Address("10.99.0.9"))
+        XCTAssertEqual(try resolve(env: ["QUANTUM_MTU": ""]).mtu, 1420, "an empty variable leaves the default")
+    }
+
+    func testMistypedEnvironmentVariablesAreReportedWithTheClosestSetting() {
+        let unknown = Configuration.unknownEnvironmentVariables(in: [
+            "QUANTUM_LISTEN_PROT": "1", "QUANTUM_LISTEN_PORT": "1", "QUANTUM_FROBNICATE_EVERYTHING": "x",
+            "PATH": "/bin", "QUANTUMX": "y",
+        ])
+        XCTAssertEqual(unknown.map(\.name), ["QUANTUM_FROBNICATE_EVERYTHING", "QUANTUM_LISTEN_PROT"])
+        XCTAssertEqual(unknown.map(\.suggestion), [nil, "QUANTUM_LISTEN_PORT"])
+        XCTAssertTrue(Configuration.unknownEnvironmentVariables(in: ["QUANTUM_MTU": "1400"]).isEmpty)
+    }
+
     func testWorkersZeroIsOnePerCoreCappedAt64() throws {
         XCTAssertEqual(try resolve(cores: 1).workers, 1)
         XCTAssertEqual(try resolve(cores: 200).workers, 64)

@@ -108,6 +108,10 @@ final class ConfigurationValueTests: XCTestCase {
     }
 
     func testEmptyTextIsRejected() {
-        assertRejected(env: ["QUANTUM_DATASTORE_USERNAME": ""], mentions: ["''", "--datastore-username"])
+        // On the command line or in a file, empty text is a value, and a bad one; an empty
+        // environment variable counts as unset (ConfigurationPrecedenceTests).
+        assertRejected(cli: ["datastore-username": ""], mentions: ["''", "--datastore-username"])
+        assertRejected(cli: ["conf-file": "/q.json"], files: ["/q.json": #"{"datastore-username": ""}"#],
+                       mentions: ["''", "--datastore-username"])
     }
 }
