@@ -3,7 +3,7 @@
 #
 #   tests/integration/run.sh BINARY [CASE...]
 #
-# Runs every case in cases.sh (or only the named ones), each in its own
+# Runs every case in cases.sh and cases_*.sh (or only the named ones), each in its own
 # process with a fresh topology and its own time bound, and prints
 # `PASS name (Ns)` / `FAIL name: reason` (+ the last log lines of the nodes
 # involved), then exactly one line `integration: N passed, M failed`.
@@ -24,6 +24,12 @@ export QT_NS_PREFIX
 . "$HERE/lib.sh"
 # shellcheck source=cases.sh
 . "$HERE/cases.sh"
+# Each feature area's cases (cases_<area>.sh) append to QT_CASES and use cases.sh's helpers.
+for cases_file in "$HERE"/cases_*.sh; do
+    [[ -e $cases_file ]] || continue
+    # shellcheck source=/dev/null
+    . "$cases_file"
+done
 
 # ---- child: run one case ------------------------------------------------------
 if [[ "${1:-}" == --case ]]; then
