@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // Core: value types, address allocation, packet header views. No I/O.
@@ -61,11 +62,25 @@ let package = Package(
             ]
         ),
 
+        // API: the stats endpoint (/stats JSON, Prometheus /metrics, /peers) and its client (`quantum status`).
+        .target(
+            name: "QuantumStats",
+            dependencies: [
+                "QuantumCore", "QuantumNode", "QuantumDatastore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+
         // The command: options, configuration hierarchy, identity files, lifecycle.
         .target(
             name: "QuantumCommand",
             dependencies: [
-                "QuantumCore", "QuantumCrypto", "QuantumDevice", "QuantumDatastore", "QuantumNode",
+                "QuantumCore", "QuantumCrypto", "QuantumDevice", "QuantumDatastore", "QuantumNode", "QuantumStats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -83,6 +98,10 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice", "QuantumDatastore"]),
+        .testTarget(name: "QuantumStatsTests", dependencies: [
+            "QuantumStats", "QuantumNode", "QuantumCore", "QuantumDatastore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         .testTarget(name: "QuantumCommandTests", dependencies: ["QuantumCommand", "QuantumCore"]),
     ]
 )

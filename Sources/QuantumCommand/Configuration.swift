@@ -52,6 +52,12 @@ public struct Configuration: Sendable, Equatable {
     public var mtu: Int
     /// Log level.
     public var logLevel: Logger.Level
+    /// Address of the stats endpoint, canonical text.
+    public var statsAddress: String
+    /// TCP port of the stats endpoint; 0 when it is off.
+    public var statsPort: UInt16
+    /// Path of the upstream-style JSON statistics.
+    public var statsRoute: String
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -154,7 +160,10 @@ public struct Configuration: Sendable, Equatable {
             datastoreTLSSkipVerify: try sources.required(OptionTable.datastoreTLSSkipVerify).value,
             network: network,
             mtu: try sources.required(OptionTable.mtu).value,
-            logLevel: try sources.required(OptionTable.logLevel).value)
+            logLevel: try sources.required(OptionTable.logLevel).value,
+            statsAddress: try sources.required(OptionTable.statsAddress).value,
+            statsPort: try sources.required(OptionTable.statsPort).value,
+            statsRoute: try sources.required(OptionTable.statsRoute).value)
     }
 
     /// Reads a config file from disk.
@@ -236,6 +245,7 @@ extension Configuration: CustomStringConvertible {
             ("network-floating-range", "\(network.floatingRange)"),
             ("network-lease-time", DurationText.format(seconds: network.leaseTimeSeconds)),
             ("mtu", "\(mtu)"), ("log-level", logLevel.rawValue),
+            ("stats-address", statsAddress), ("stats-port", "\(statsPort)"), ("stats-route", statsRoute),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

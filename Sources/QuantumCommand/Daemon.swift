@@ -173,6 +173,8 @@ public enum Daemon {
         if !registration.peers.isEmpty { node.apply(registration.peers) }
         node.start()
         defer { node.stop() }
+        let stats = try await startStatsEndpoint(configuration: configuration, node: node, registry: registry, logger: logger)
+        defer { stats?.stop() }
 
         let port = sockets[0].localPort
         logger.info("""

@@ -161,6 +161,24 @@ public enum OptionTable {
         expected: "one of trace, debug, info, notice, warning, error, critical"),
         parse: ValueParser.logLevel)
 
+    static let statsAddress = TypedOption<String>(spec: OptionSpec(
+        "stats-address", default: "127.0.0.1", valueName: "address",
+        summary: "Address of the HTTP stats endpoint (/stats, /metrics, /peers); it has no authentication, so keep it local",
+        expected: "an IPv4 or IPv6 address such as 127.0.0.1 or ::1"),
+        parse: ValueParser.bindAddress)
+
+    static let statsPort = TypedOption<UInt16>(spec: OptionSpec(
+        "stats-port", default: "1099", valueName: "port",
+        summary: "TCP port of the HTTP stats endpoint; 0 turns the endpoint off",
+        expected: "a port number 0-65535 (0 = no stats endpoint)"),
+        parse: { ValueParser.integer($0, in: 0...65535).map { UInt16($0) } })
+
+    static let statsRoute = TypedOption<String>(spec: OptionSpec(
+        "stats-route", default: "/stats", valueName: "path",
+        summary: "Path of the upstream-style JSON statistics on the stats endpoint",
+        expected: "a path starting with '/', without spaces, '?' or '#', other than /metrics, /peers and /node"),
+        parse: ValueParser.statsRoute)
+
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
         confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
@@ -169,6 +187,7 @@ public enum OptionTable {
         datastoreUsername.spec, datastorePassword.spec, datastoreTLSCACert.spec, datastoreTLSCert.spec,
         datastoreTLSKey.spec, datastoreTLSSkipVerify.spec, network.spec, networkStaticRange.spec,
         networkFloatingRange.spec, networkLeaseTime.spec, mtu.spec, logLevel.spec,
+        statsAddress.spec, statsPort.spec, statsRoute.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

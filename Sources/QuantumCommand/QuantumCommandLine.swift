@@ -17,7 +17,8 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             snake case) or in the --conf-file under its long name. The command line wins over the \
             environment, which wins over the file, which wins over the defaults.
             """,
-        version: "quantum \(QuantumVersion.string)")
+        version: "quantum \(QuantumVersion.string)",
+        subcommands: [StatusCommand.self])
 
     @Option(name: .customLong(OptionTable.confFile.spec.name), help: help(OptionTable.confFile))
     var confFile: String?
@@ -71,6 +72,12 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var mtu: String?
     @Option(name: .customLong(OptionTable.logLevel.spec.name), help: help(OptionTable.logLevel))
     var logLevel: String?
+    @Option(name: .customLong(OptionTable.statsAddress.spec.name), help: help(OptionTable.statsAddress))
+    var statsAddress: String?
+    @Option(name: .customLong(OptionTable.statsPort.spec.name), help: help(OptionTable.statsPort))
+    var statsPort: String?
+    @Option(name: .customLong(OptionTable.statsRoute.spec.name), help: help(OptionTable.statsRoute))
+    var statsRoute: String?
 
     public init() {}
 
@@ -103,6 +110,9 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.networkLeaseTime.spec, networkLeaseTime),
             (OptionTable.mtu.spec, mtu),
             (OptionTable.logLevel.spec, logLevel),
+            (OptionTable.statsAddress.spec, statsAddress),
+            (OptionTable.statsPort.spec, statsPort),
+            (OptionTable.statsRoute.spec, statsRoute),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }
@@ -139,7 +149,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
         }
     }
 
-    private static func help<Value>(_ option: TypedOption<Value>) -> ArgumentHelp {
+    static func help<Value>(_ option: TypedOption<Value>) -> ArgumentHelp {
         ArgumentHelp(option.spec.helpText, valueName: option.spec.valueName)
     }
 

@@ -138,4 +138,13 @@ enum ValueParser {
         }
         return port(String(portText)) != nil
     }
+
+    /// The stats endpoint's route for upstream's JSON: a path that the endpoint's other
+    /// documents do not use.
+    static func statsRoute(_ text: String) -> String? {
+        guard text.hasPrefix("/"), text.count <= 256, !["/metrics", "/peers", "/node"].contains(text),
+              text.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f }),
+              !text.contains("?"), !text.contains("#") else { return nil }
+        return text
+    }
 }

@@ -68,10 +68,16 @@ public final class NetworkRegistry: Sendable {
     private let delivered = Mutex<[IPv4Address: Delivered]>([:])
     /// The key prefix, without a trailing slash (e.g. `/quantum`).
     public let prefix: String
+    /// The registry's clock (monotonic, from any origin), injected so tests need not sleep.
+    private let now: @Sendable () -> Duration
+    /// Whether the map is followed, and when it last was brought up to date (`now()` time).
+    private let syncState = Mutex<(watchConnected: Bool, lastSync: Duration?)>((false, nil))
 
-    /// `prefix` is used as given, minus trailing slashes.
-    public init(store: any Datastore, prefix: String = "/quantum", logger: Logger) {
+    /// `prefix` is used as given, minus trailing slashes; `now` is the clock of ``syncStatus()``.
+    public init(store: any Datastore, prefix: String = "/quantum", logger: Logger,
+                now: @escaping @Sendable () -> Duration = NetworkRegistry.monotonicNow) {
         self.store = store
+        self.now = now
         var trimmed = prefix
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.prefix = trimmed
@@ -371,6 +377,43 @@ public final class NetworkRegistry: Sendable {
         }
     }
 
+    // MARK: Sync state
+
+    /// Where ``monotonicNow()`` counts from.
+    private static let origin = ContinuousClock.now
+
+    /// The default clock: `ContinuousClock` time since the first use.
+    public static func monotonicNow() -> Duration { ContinuousClock.now - origin }
+
+    /// How the map follows the datastore, for operators.
+    public struct SyncStatus: Sendable, Equatable {
+        /// True from a successful listing while its watch runs; false before, and from an error until the next listing.
+        public var watchConnected: Bool
+        /// Time since the last successful listing or watch message; nil before the first.
+        public var lastSyncAge: Duration?
+
+        public init(watchConnected: Bool, lastSyncAge: Duration?) {
+            self.watchConnected = watchConnected
+            self.lastSyncAge = lastSyncAge
+        }
+    }
+
+    /// Whether ``runMappingSync(config:syncInterval:alreadyDelivered:onChange:)`` is connected and how
+    /// fresh its map is (thread-safe). A healthy node's age stays below the sync interval on a quiet map.
+    public func syncStatus() -> SyncStatus {
+        let (connected, last) = syncState.withLock { $0 }
+        return SyncStatus(watchConnected: connected, lastSyncAge: last.map { max(now() - $0, .zero) })
+    }
+
+    private func markSynced() {
+        let time = now()
+        syncState.withLock { $0 = (true, time) }
+    }
+
+    private func markDisconnected() {
+        syncState.withLock { $0.watchConnected = false }
+    }
+
     /// Follows the map of nodes and hands `onChange` only what changed.
     ///
     /// Lists `<prefix>/nodes/`, then watches from the next revision. Each call of `onChange`
@@ -392,9 +435,11 @@ public final class NetworkRegistry: Sendable {
             }
         }
         var backoff = Duration.seconds(1)
+        defer { markDisconnected() }
         while !Task.isCancelled {
             do {
                 let revision = try await resync(network: config.network, onChange: onChange)
+                markSynced()
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { [self] in
                         try await self.follow(from: revision + 1, network: config.network, onChange: onChange)
@@ -407,6 +452,7 @@ public final class NetworkRegistry: Sendable {
             } catch is CancellationError {
                 return
             } catch {
+                markDisconnected()
                 if Task.isCancelled { return }
                 logger.warning("mapping sync failed; resyncing",
                                metadata: ["retryIn": "\(backoff)", "error": "\(error)"])
@@ -445,6 +491,7 @@ public final class NetworkRegistry: Sendable {
     private func follow(from revision: Int64, network: IPv4Prefix,
                         onChange: @Sendable ([MappingUpdate]) -> Void) async throws {
         for try await events in store.watch(prefix: nodesPrefix, fromRevision: revision) {
+            markSynced()
             let changes: [ParsedNode] = events.map { event in
                 switch event {
                 case .put(let item):

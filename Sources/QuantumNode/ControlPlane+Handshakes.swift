@@ -172,6 +172,8 @@ extension ControlPlane {
             guard let length else { break }
             outbox.append(.init(bytes: Array(message[0..<length]), endpoint: endpoint, worker: 0))
             counters.add(.stagedSent)
+            peer.signals.traffic.add(.txPackets, slot: controlSlot)
+            peer.signals.traffic.add(.txBytes, UInt64(packet.count), slot: controlSlot)
         }
         peer.signals.lastDataSent.store(now, ordering: .relaxed)
     }

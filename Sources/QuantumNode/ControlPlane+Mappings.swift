@@ -134,7 +134,7 @@ extension ControlPlane {
     private func updatePeer(at address: IPv4Address, to claim: Claim) -> Bool {
         guard let peer = peers[address] else {
             let endpoint = endpoint(for: claim.mapping)
-            peers[address] = Peer(mapping: claim.mapping, endpoint: endpoint)
+            peers[address] = Peer(mapping: claim.mapping, endpoint: endpoint, slots: workerCount + 1)
             logger.info("peer \(address) added at \(endpoint.map(\.description) ?? "no reachable endpoint")")
             return true
         }

@@ -15,5 +15,6 @@ extension ControlPlane {
             }
         }
         tables.publish(ForwardingTable(routes: routes, inbound: inbound))
+        publishDirectory()
     }
 }

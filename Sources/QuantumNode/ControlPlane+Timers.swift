@@ -20,6 +20,7 @@ extension ControlPlane {
                 keepAlive(peer, session: session, endpoint: endpoint, now: now)
             }
         }
+        publishDirectory()
         return changed
     }
 
@@ -34,6 +35,8 @@ extension ControlPlane {
         peer.pending = nil
         peer.signals.handshakeWanted.store(false, ordering: .relaxed)
         counters.add(.stagedDropped, UInt64(peer.staged.count))
+        peer.signals.traffic.add(.txDroppedPackets, UInt64(peer.staged.count), slot: controlSlot)
+        peer.signals.traffic.add(.txDroppedBytes, UInt64(peer.staged.reduce(0) { $0 + $1.count }), slot: controlSlot)
         peer.staged.removeAll()
         peer.signals.staged.store(0, ordering: .relaxed)
         counters.add(.handshakeTimeouts)

@@ -102,6 +102,8 @@ final class ControlPlane: @unchecked Sendable {
     let tables: ForwardingTableHolder
     let logger: Logger
     let counters = CounterSet<ControlCounter>()
+    /// What snapshots show of the peers (see NodeSnapshot.swift).
+    let directory = PeerDirectory()
 
     private let inbox = Mutex(Inbox())
     private let wakeup = DispatchSemaphore(value: 0)
@@ -242,8 +244,10 @@ final class ControlPlane: @unchecked Sendable {
             guard let peer = peers[address] else { return false }
             peer.staged.append(packet)
             if peer.staged.count > ControlPlane.stagedPacketLimit {
-                peer.staged.removeFirst()
+                let dropped = peer.staged.removeFirst()
                 counters.add(.stagedDropped)
+                peer.signals.traffic.add(.txDroppedPackets, slot: controlSlot)
+                peer.signals.traffic.add(.txDroppedBytes, UInt64(dropped.count), slot: controlSlot)
             }
             return false
         case .handshakeWanted(let address, let signals):

@@ -34,6 +34,9 @@ public enum WorkerCounter: Int, CounterName {
     case dropNoRoute, dropNoSession, dropAuth, dropReplay, dropSpoofed, dropMalformed
     case dropSendFailed, dropTunWrite, dropHandshakeBacklog, keepalivesReceived
     case dropDestination, tunReadErrors
+    /// Packets and bytes dropped on the way out (inner length) and in (datagram length),
+    /// whatever the reason (each drop also counts under its reason).
+    case txDroppedPackets, txDroppedBytes, rxDroppedPackets, rxDroppedBytes
 
     public var label: String {
         switch self {
@@ -53,6 +56,10 @@ public enum WorkerCounter: Int, CounterName {
         case .keepalivesReceived: "keepalives_received"
         case .dropDestination: "drop_destination"
         case .tunReadErrors: "tun_read_errors"
+        case .txDroppedPackets: "tx_dropped_packets"
+        case .txDroppedBytes: "tx_dropped_bytes"
+        case .rxDroppedPackets: "rx_dropped_packets"
+        case .rxDroppedBytes: "rx_dropped_bytes"
         }
     }
 }
@@ -96,5 +103,57 @@ public struct CounterReport: Sendable, CustomStringConvertible {
     /// `name=value` pairs separated by spaces.
     public var description: String {
         entries.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+    }
+}
+
+/// What is counted per peer, in each of the peer's cells (see `PeerTraffic`).
+public enum PeerCounter: Int, CounterName {
+    case txPackets, txBytes, txDroppedPackets, txDroppedBytes
+    case rxPackets, rxBytes, rxDroppedPackets, rxDroppedBytes
+    /// Drops whose reason belongs to one peer (each also counts as dropped above).
+    case dropNoSession, dropAuth, dropReplay, dropSpoofed, dropDestination, dropMalformed
+
+    public var label: String {
+        switch self {
+        case .txPackets: "tx_packets"
+        case .txBytes: "tx_bytes"
+        case .txDroppedPackets: "tx_dropped_packets"
+        case .txDroppedBytes: "tx_dropped_bytes"
+        case .rxPackets: "rx_packets"
+        case .rxBytes: "rx_bytes"
+        case .rxDroppedPackets: "rx_dropped_packets"
+        case .rxDroppedBytes: "rx_dropped_bytes"
+        case .dropNoSession: "drop_no_session"
+        case .dropAuth: "drop_auth"
+        case .dropReplay: "drop_replay"
+        case .dropSpoofed: "drop_spoofed"
+        case .dropDestination: "drop_destination"
+        case .dropMalformed: "drop_malformed"
+        }
+    }
+}
+
+/// One peer's traffic counters: a fixed cell set per data-path worker plus one for the
+/// control thread (staged packets), allocated when the control thread creates the peer.
+/// Each thread writes only its own cell (relaxed load and store, no shared read-modify-write,
+/// no lock, no allocation); the totals are summed when read. They belong to the peer, so
+/// they survive its session changes.
+public final class PeerTraffic: Sendable {
+    private let cells: [CounterSet<PeerCounter>]
+
+    /// - Parameter slots: worker count + 1 (the control thread's slot is the last).
+    init(slots: Int) {
+        cells = (0..<slots).map { _ in CounterSet() }
+    }
+
+    /// Adds `amount` to `name` in `slot`'s cell; only the thread that owns the slot calls this.
+    @inline(__always)
+    func add(_ name: PeerCounter, _ amount: UInt64 = 1, slot: Int) {
+        cells[slot].add(name, amount)
+    }
+
+    /// `name` summed over every slot.
+    public func total(_ name: PeerCounter) -> UInt64 {
+        cells.reduce(0) { $0 &+ $1.value(name) }
     }
 }

@@ -24,8 +24,13 @@ public final class PeerSignals: Sendable {
     let lastReceived = Atomic<UInt64>(0)
     /// Monotonic time of the last authenticated data packet from the peer.
     let lastDataReceived = Atomic<UInt64>(0)
+    /// The peer's packet and byte counters.
+    let traffic: PeerTraffic
 
-    init() {}
+    /// - Parameter slots: AEAD slots of the peer's sessions (workers + the control thread).
+    init(slots: Int) {
+        traffic = PeerTraffic(slots: slots)
+    }
 
     /// Atomically sets `flag`; true if this call changed it (the caller should notify).
     @inline(__always)

@@ -115,6 +115,17 @@ public final class Node: Sendable {
         CounterReport(workers: workers.map(\.counters), control: control.counters)
     }
 
+    /// Every counter and every peer, for the stats endpoint (off the data path; allocates).
+    public func snapshot() -> NodeSnapshot {
+        NodeSnapshot(
+            privateIP: control.localIP, publicKey: control.localPublicKey,
+            queues: workers.map { worker in
+                Dictionary(uniqueKeysWithValues: WorkerCounter.allCases.map { ($0, worker.counters.value($0)) })
+            },
+            control: Dictionary(uniqueKeysWithValues: ControlCounter.allCases.map { ($0, control.counters.value($0)) }),
+            peers: control.peerStates(now: monotonicNanoseconds()))
+    }
+
     /// Stops every thread and waits for them, wiping session keys.
     public func stop() {
         workers.forEach { $0.stop() }

@@ -39,7 +39,7 @@ final class PacketPath: @unchecked Sendable {
               now: UInt64) -> (length: Int, endpoint: UDPEndpoint)? {
         let packet = UnsafeRawBufferPointer(start: buffer + WireFormat.transportHeaderSize, count: length)
         guard let destination = IPPacket.ipv4Destination(packet), let route = table.routes[destination] else {
-            counters.add(.dropNoRoute)
+            dropOutgoing(.dropNoRoute, bytes: length)
             return nil
         }
         guard let session = route.session, let endpoint = route.endpoint else {
@@ -53,6 +53,8 @@ final class PacketPath: @unchecked Sendable {
         }
         route.signals.lastDataSent.store(now, ordering: .relaxed)
         counters.add(.txBytes, UInt64(length))
+        route.signals.traffic.add(.txPackets, slot: worker)
+        route.signals.traffic.add(.txBytes, UInt64(length), slot: worker)
         return (total, endpoint)
     }
 
@@ -64,7 +66,10 @@ final class PacketPath: @unchecked Sendable {
             route.signals.staged.wrappingAdd(1, ordering: .relaxed)
             control.post(.stage(route.privateIP, Array(packet)))
         } else {
-            counters.add(.dropNoSession)
+            dropOutgoing(.dropNoSession, bytes: packet.count)
+            route.signals.traffic.add(.dropNoSession, slot: worker)
+            route.signals.traffic.add(.txDroppedPackets, slot: worker)
+            route.signals.traffic.add(.txDroppedBytes, UInt64(packet.count), slot: worker)
         }
         requestHandshake(route)
     }
@@ -84,7 +89,7 @@ final class PacketPath: @unchecked Sendable {
     func open(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint, table: ForwardingTable,
               now: UInt64) -> UnsafeRawBufferPointer? {
         guard !message.isEmpty else {
-            counters.add(.dropMalformed)
+            dropIncoming(.dropMalformed, bytes: 0)
             return nil
         }
         switch message[0] {
@@ -92,10 +97,10 @@ final class PacketPath: @unchecked Sendable {
             return openTransport(message, from: source, table: table, now: now)
         case MessageType.initiation.rawValue, MessageType.response.rawValue:
             if !control.post(.handshake(Array(UnsafeRawBufferPointer(message)), from: source, worker: worker)) {
-                counters.add(.dropHandshakeBacklog)
+                dropIncoming(.dropHandshakeBacklog, bytes: message.count)
             }
         default:
-            counters.add(.dropMalformed)
+            dropIncoming(.dropMalformed, bytes: message.count)
         }
         return nil
     }
@@ -104,11 +109,11 @@ final class PacketPath: @unchecked Sendable {
     private func openTransport(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint,
                                table: ForwardingTable, now: UInt64) -> UnsafeRawBufferPointer? {
         guard let receiver = TransportHeader.receiverIndex(UnsafeRawBufferPointer(message)) else {
-            counters.add(.dropMalformed)
+            dropIncoming(.dropMalformed, bytes: message.count)
             return nil
         }
         guard let inbound = table.inbound[receiver] else {
-            counters.add(.dropNoSession)
+            dropIncoming(.dropNoSession, bytes: message.count)
             // Typically a peer that still uses a session we lost by restarting: offer a new one.
             if now &- lastUnknownSessionHint >= PacketPath.unknownSessionHintInterval {
                 lastUnknownSessionHint = now
@@ -132,27 +137,56 @@ final class PacketPath: @unchecked Sendable {
             inbound.signals.lastDataReceived.store(now, ordering: .relaxed)
             let packet = UnsafeRawBufferPointer(start: message.baseAddress! + offset, count: length)
             guard let source = IPPacket.ipv4Source(packet), let destination = IPPacket.ipv4Destination(packet) else {
-                counters.add(.dropMalformed)
+                dropIncoming(.dropMalformed, .dropMalformed, bytes: message.count, from: inbound.signals.traffic)
                 return nil
             }
             guard source == inbound.privateIP else {
-                counters.add(.dropSpoofed)
+                dropIncoming(.dropSpoofed, .dropSpoofed, bytes: message.count, from: inbound.signals.traffic)
                 return nil
             }
             guard destination == localIP else {
-                counters.add(.dropDestination)
+                dropIncoming(.dropDestination, .dropDestination, bytes: message.count, from: inbound.signals.traffic)
                 return nil
             }
+            inbound.signals.traffic.add(.rxPackets, slot: worker)
+            inbound.signals.traffic.add(.rxBytes, UInt64(length), slot: worker)
             return packet
         case .replayed:
-            counters.add(.dropReplay)
+            dropIncoming(.dropReplay, .dropReplay, bytes: message.count, from: inbound.signals.traffic)
         case .authenticationFailed:
-            counters.add(.dropAuth)
+            dropIncoming(.dropAuth, .dropAuth, bytes: message.count, from: inbound.signals.traffic)
         case .malformed:
-            counters.add(.dropMalformed)
+            dropIncoming(.dropMalformed, .dropMalformed, bytes: message.count, from: inbound.signals.traffic)
         case .exhausted:
-            counters.add(.dropNoSession)
+            dropIncoming(.dropNoSession, .dropNoSession, bytes: message.count, from: inbound.signals.traffic)
         }
         return nil
+    }
+
+    // MARK: - Drop accounting: the reason, the direction's totals and, when known, the peer's.
+
+    /// Counts a packet of `bytes` (inner length) dropped on its way out.
+    @inline(__always)
+    func dropOutgoing(_ reason: WorkerCounter, bytes: Int) {
+        counters.add(reason)
+        counters.add(.txDroppedPackets)
+        counters.add(.txDroppedBytes, UInt64(bytes))
+    }
+
+    /// Counts a datagram of `bytes` dropped on its way in.
+    @inline(__always)
+    func dropIncoming(_ reason: WorkerCounter, bytes: Int) {
+        counters.add(reason)
+        counters.add(.rxDroppedPackets)
+        counters.add(.rxDroppedBytes, UInt64(bytes))
+    }
+
+    /// Counts a datagram of `bytes` from a known peer dropped on its way in, also in the peer's cell.
+    @inline(__always)
+    private func dropIncoming(_ reason: WorkerCounter, _ peerReason: PeerCounter, bytes: Int, from peer: PeerTraffic) {
+        dropIncoming(reason, bytes: bytes)
+        peer.add(peerReason, slot: worker)
+        peer.add(.rxDroppedPackets, slot: worker)
+        peer.add(.rxDroppedBytes, UInt64(bytes), slot: worker)
     }
 }

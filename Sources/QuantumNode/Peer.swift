@@ -7,7 +7,7 @@ import QuantumDevice
 final class Peer {
     var mapping: Mapping
     var endpoint: UDPEndpoint?
-    let signals = PeerSignals()
+    let signals: PeerSignals
     /// The session we send with.
     var current: Session?
     /// The session before `current`, kept to receive packets still in flight.
@@ -22,9 +22,11 @@ final class Peer {
     /// The newest initiation timestamp accepted from this peer (against replayed initiations).
     var newestTimestamp: TAI64N?
 
-    init(mapping: Mapping, endpoint: UDPEndpoint?) {
+    /// - Parameter slots: the sessions' AEAD slots (workers + the control thread), one counter cell each.
+    init(mapping: Mapping, endpoint: UDPEndpoint?, slots: Int) {
         self.mapping = mapping
         self.endpoint = endpoint
+        signals = PeerSignals(slots: slots)
     }
 
     var sessions: [Session] { [current, previous, next].compactMap { $0 } }

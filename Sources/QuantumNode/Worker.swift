@@ -122,7 +122,9 @@ final class Worker: @unchecked Sendable {
         if ready > 0 {
             let accepted = socket.send(outgoing, count: ready).accepted
             counters.add(.txPackets, UInt64(accepted))
-            if accepted < ready { counters.add(.dropSendFailed, UInt64(ready - accepted)) }
+            for slot in accepted..<ready {
+                path.dropOutgoing(.dropSendFailed, bytes: Int(outgoing.slots[slot].length) - WireFormat.transportOverhead)
+            }
         }
         return read
     }
@@ -147,7 +149,7 @@ final class Worker: @unchecked Sendable {
         for slot in 0..<count {
             let datagram = incoming.slots[slot]
             guard datagram.truncated == 0 else {
-                counters.add(.dropMalformed)
+                path.dropIncoming(.dropMalformed, bytes: Int(datagram.length))
                 continue
             }
             let message = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
@@ -158,7 +160,7 @@ final class Worker: @unchecked Sendable {
             } else {
                 // ENOBUFS/EAGAIN when the kernel is full, anything else when the device is
                 // broken, which the read side notices and reports.
-                counters.add(.dropTunWrite)
+                path.dropIncoming(.dropTunWrite, bytes: packet.count)
             }
         }
         return count
