@@ -101,6 +101,7 @@ let package = Package(
         .testTarget(name: "QuantumStatsTests", dependencies: [
             "QuantumStats", "QuantumNode", "QuantumCore", "QuantumDatastore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "QuantumCommandTests", dependencies: ["QuantumCommand", "QuantumCore"]),
     ]
