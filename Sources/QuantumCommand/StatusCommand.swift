@@ -6,6 +6,8 @@ import QuantumStats
 ///
 /// The endpoint's address and port come from the same sources as the daemon's (command line,
 /// `QUANTUM_STATS_*`, `--conf-file`, defaults), so with no options it finds the local daemon.
+/// The daemon's options are the root command's; they may follow `status`
+/// (`quantum status --stats-port 2000`).
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
@@ -14,22 +16,11 @@ struct StatusCommand: AsyncParsableCommand {
 
     @Flag(help: "Print the report as JSON (the endpoint's /node and /peers documents) for scripts.")
     var json = false
-    @Option(name: .customLong(OptionTable.confFile.spec.name), help: QuantumCommandLine.help(OptionTable.confFile))
-    var confFile: String?
-    @Option(name: .customLong(OptionTable.statsAddress.spec.name), help: QuantumCommandLine.help(OptionTable.statsAddress))
-    var statsAddress: String?
-    @Option(name: .customLong(OptionTable.statsPort.spec.name), help: QuantumCommandLine.help(OptionTable.statsPort))
-    var statsPort: String?
+    /// The daemon's options (`--conf-file`, `--stats-address`, `--stats-port`, …).
+    @ParentCommand var daemon: QuantumCommandLine
 
-    /// The options given, keyed by long name, as ``Configuration/resolve(commandLine:environment:fileReader:coreCount:)`` takes them.
-    var commandLineValues: [String: String] {
-        let values: [(OptionSpec, String?)] = [
-            (OptionTable.confFile.spec, confFile),
-            (OptionTable.statsAddress.spec, statsAddress),
-            (OptionTable.statsPort.spec, statsPort),
-        ]
-        return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
-    }
+    /// The daemon options given, keyed by long name.
+    var commandLineValues: [String: String] { daemon.commandLineValues }
 
     func run() async throws {
         let configuration: Configuration
