@@ -12,7 +12,11 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show this node and its peers, read from the running daemon's stats endpoint.",
-        discussion: "Exits 1 with one line when the daemon is not running or its endpoint is off.")
+        discussion: """
+            Finds the endpoint as the daemon does: --stats-address and --stats-port, their QUANTUM_STATS_* \
+            variables or the --conf-file, given before or after `status` (quantum status --stats-port 2000). \
+            Exits 1 with one line when the daemon is not running or its endpoint is off.
+            """)
 
     @Flag(help: "Print the report as JSON (the endpoint's /node and /peers documents) for scripts.")
     var json = false

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Glibc
 import NIOCore
 import NIOPosix
 
@@ -26,8 +27,12 @@ public enum StatusClient {
                 .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000)))
                 .connect(host: host, port: port).get()
             try? await probe.close()
+        } catch let error as NIOConnectionError where !error.connectionErrors.isEmpty && error.connectionErrors.allSatisfy({
+            ($0.error as? IOError)?.errnoCode == ECONNREFUSED
+        }) {
+            throw StatusError(description: "quantum is not running: nothing listens on \(authority) (stats endpoint)")
         } catch {
-            throw StatusError(description: "quantum is not running: nothing listens on \(authority) (stats endpoint): \(error)")
+            throw StatusError(description: "cannot reach quantum's stats endpoint at \(authority): \(error)")
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         do {

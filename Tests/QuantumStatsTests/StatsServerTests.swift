@@ -86,18 +86,19 @@ final class StatsServerTests: XCTestCase {
         let server = try await start()
         let port = server.port
         server.stop()
+        // The close completes asynchronously: poll until the port refuses connections.
+        let expected = "quantum is not running: nothing listens on 127.0.0.1:\(port) (stats endpoint)"
         var message = ""
         let deadline = ContinuousClock.now + .seconds(5)
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline && message != expected {
             do {
                 _ = try await StatusClient.fetch(host: "127.0.0.1", port: port)
-                try await Task.sleep(for: .milliseconds(20))
             } catch let error as StatusError {
                 message = error.description
-                break
             }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        XCTAssertTrue(message.hasPrefix("quantum is not running: nothing listens on 127.0.0.1:\(port) (stats endpoint)"), message)
+        XCTAssertEqual(message, expected)
     }
 
     func testByteAndDurationUnits() {
