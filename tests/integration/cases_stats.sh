@@ -13,8 +13,8 @@ print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "http://1
 # json_eval JSON EXPR: the Python expression EXPR evaluated on the parsed JSON `d`.
 json_eval() { python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-# metric TEXT SAMPLE: the value of the Prometheus sample `name{labels}` in TEXT.
-metric() { awk -v s="$2" '$1 == s {print $2; exit}' <<<"$1"; }
+# metric TEXT SAMPLE: the value of the Prometheus sample `name{labels}` in TEXT (2.0 as 2).
+metric() { awk -v s="$2" '$1 == s {print $2 + 0; exit}' <<<"$1"; }
 
 # link_counts N PEER_IP: "txPackets txBytes rxPackets rxBytes" of N's link to PEER_IP (/stats).
 link_counts() {
@@ -71,7 +71,8 @@ tc_stats_endpoint() {
 
     peers=$(stats_get 1 /peers) || qt_fail "n1's /peers did not answer" 1
     node=$(stats_get 2 /node) || qt_fail "n2's /node did not answer" 2
-    [[ $(json_eval "$peers" "[p['privateIP'] for p in d]") == "['$ip2', '$ip3']" ]] || qt_fail "/peers lists $peers" 1
+    [[ $(json_eval "$peers" "sorted(p['privateIP'] for p in d) == sorted(['$ip2', '$ip3'])") == True ]] ||
+        qt_fail "/peers does not list exactly n2 and n3: $peers" 1
     [[ $(json_eval "$peers" "[(p['endpoint'], p['session'], p['path'], p['tx']['packets'], p['rx']['bytes'], p['publicKey']) for p in d if p['privateIP'] == '$ip2'][0]") == \
         "('$(qt_underlay_ip 2):$QT_PORT', 'established', 'direct', $tp1, $rb1, '$(json_eval "$node" "d['publicKey']")')" ]] ||
         qt_fail "/peers entry for n2 is wrong: $peers" 1
