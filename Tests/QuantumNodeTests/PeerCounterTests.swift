@@ -89,6 +89,9 @@ final class PeerCounterTests: XCTestCase {
         XCTAssertEqual(count(a, b, .txPackets), 3)
         XCTAssertEqual(count(b, a, .rxPackets), 3)
         XCTAssertEqual(try ObjectIdentifier(XCTUnwrap(a.peer(b.address)?.signals.traffic)), cells)
+        // The workers write into those very cells, through the table's route and inbound entries.
+        XCTAssertEqual(try ObjectIdentifier(XCTUnwrap(a.table.routes[b.address]?.signals.traffic)), cells)
+        XCTAssertTrue(a.table.inbound.values.allSatisfy { ObjectIdentifier($0.signals.traffic) == cells })
     }
 
     /// A snapshot shows each peer's endpoint, key, session state, handshake age and counters.
