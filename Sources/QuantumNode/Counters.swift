@@ -34,6 +34,8 @@ public enum WorkerCounter: Int, CounterName {
     case dropNoRoute, dropNoSession, dropAuth, dropReplay, dropSpoofed, dropMalformed
     case dropSendFailed, dropTunWrite, dropHandshakeBacklog, keepalivesReceived
     case dropDestination, tunReadErrors
+    /// A compressed packet that does not decompress, or from a peer that did not negotiate compression.
+    case dropCompression
 
     public var label: String {
         switch self {
@@ -53,6 +55,7 @@ public enum WorkerCounter: Int, CounterName {
         case .keepalivesReceived: "keepalives_received"
         case .dropDestination: "drop_destination"
         case .tunReadErrors: "tun_read_errors"
+        case .dropCompression: "drop_compression"
         }
     }
 }

@@ -45,6 +45,8 @@ public final class ForwardingTable: Sendable {
         /// The session to seal with; nil until a handshake completed.
         let session: Session?
         let signals: PeerSignals
+        /// Both ends advertise the compression plugin: packets are sent compressed when that shrinks them.
+        var compression = false
     }
 
     /// What a received receiver index means.
@@ -55,6 +57,8 @@ public final class ForwardingTable: Sendable {
         let signals: PeerSignals
         /// False for a responder's session the initiator has not yet used.
         let confirmed: Bool
+        /// Both ends advertise the compression plugin: compressed packets are accepted.
+        var compression = false
     }
 
     let routes: [IPv4Address: Route]
