@@ -150,8 +150,9 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             throw ExitCode(64)
         }
         let level = configuration.logLevel
+        let toJournal = JournalLogHandler.stderrIsJournal(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = toJournal ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
