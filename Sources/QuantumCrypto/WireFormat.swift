@@ -75,7 +75,7 @@ public enum WireFormat {
     /// Offset of mac1 in a response.
     static let responseMAC1Offset = responseSize - 2 * macSize
     /// Offset of the flags byte in a transport header.
-    static let transportFlagsOffset = 1
+    public static let transportFlagsOffset = 1
     /// Offset of the receiver index in a transport header.
     static let transportReceiverIndexOffset = 4
     /// Offset of the counter in a transport header.

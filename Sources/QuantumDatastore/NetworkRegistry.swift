@@ -259,8 +259,9 @@ public final class NetworkRegistry: Sendable {
     /// - Throws: ``RegistryError/addressLost(_:machineID:)`` when another machine holds the
     ///   address: the node must stop rather than keep running under an address that is not its own.
     public func runKeepAlive(lease: Lease, mapping: Mapping, config: NetworkConfig, interval: Duration,
-                             sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-                             onRenew: @Sendable (Lease) -> Void = { _ in }) async throws(RegistryError) {
+                             onRenew: @Sendable (Lease) -> Void = { _ in },
+                             sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) })
+        async throws(RegistryError) {
         var current = lease
         var backoff = Duration.seconds(1)
         while !Task.isCancelled {

@@ -197,6 +197,7 @@ final class NetworkRegistryTests: XCTestCase {
     }
 
     func testKeepAliveRenewsEveryRefreshIntervalThroughTheInjectedSleep() async throws {
+        _ = try await registry.bootstrapConfig(proposed: config)
         let lease = try await claim(1)
         let mapping = Fixtures.mapping(machine: 1)(lease.address)
         let waits = Box<[Duration]>([])

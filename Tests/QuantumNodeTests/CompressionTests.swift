@@ -95,7 +95,7 @@ final class CompressionTests: XCTestCase {
 
     func testTamperedFlagsFailAuthentication() {
         let (a, b) = pair(aCompresses: true, bCompresses: true)
-        for (payload, flip) in [(Self.text, UInt8(0)), ([UInt8](repeating: 7, count: 10), TransportFlags.compressed)] {
+        for (payload, flip) in [(Self.text, UInt8(0)), ([1, 2, 3], TransportFlags.compressed)] {
             var (_, wire) = sealed(from: a, to: b, payload: payload)
             wire[1] ^= TransportFlags.compressed
             XCTAssertEqual(wire[1], flip)
@@ -124,14 +124,15 @@ final class CompressionTests: XCTestCase {
         XCTAssertEqual(count(b, .dropAuth), 0, "authentic: it is the decompression that refuses them")
     }
 
-    func testCompressorRoundTripAndBounds() {
+    func testCompressorRoundTripAndBounds() throws {
         let compressor = PacketCompressor(maximumPacket: 1420)
         var packet = Self.text
-        let length = packet.withUnsafeMutableBytes { compressor.compressInPlace($0.baseAddress!, length: $0.count) }
-        let compressed = try? XCTUnwrap(length)
-        XCTAssertLessThan(compressed ?? .max, Self.text.count)
+        let compressed = try XCTUnwrap(packet.withUnsafeMutableBytes {
+            compressor.compressInPlace($0.baseAddress!, length: $0.count)
+        })
+        XCTAssertLessThan(compressed, Self.text.count)
         let restored = packet.withUnsafeBytes {
-            compressor.decompress(UnsafeRawBufferPointer(rebasing: $0[0..<(compressed ?? 0)])).map(Array.init)
+            compressor.decompress(UnsafeRawBufferPointer(rebasing: $0[0..<compressed])).map(Array.init)
         }
         XCTAssertEqual(restored, Self.text)
         // Larger than the limit: neither compressed nor decompressed.
