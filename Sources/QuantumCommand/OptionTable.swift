@@ -189,33 +189,22 @@ public enum OptionTable {
         expected: "udp (dtls is not a backend here: the Noise-based transport replaces it)", short: "nb"),
         parse: { $0 == "udp" ? $0 : nil })
 
-    static let dtlsSkipVerify = TypedOption<Bool>(spec: OptionSpec(
-        "dtls-skip-verify", kind: .flag, default: nil, shown: "not supported",
-        summary: "Upstream's DTLS backend option; refused: DTLS is not a backend here",
-        expected: Self.dtlsRefusal, short: "dtsv"),
-        parse: { _ in nil })
+    static let dtlsSkipVerify = refusedDTLSOption("dtls-skip-verify", kind: .flag, short: "dtsv")
+    static let dtlsCACert = refusedDTLSOption("dtls-ca-cert", short: "dtca")
+    static let dtlsCert = refusedDTLSOption("dtls-cert", short: "dtc")
+    static let dtlsKey = refusedDTLSOption("dtls-key", short: "dtk")
 
-    static let dtlsCACert = TypedOption<String>(spec: OptionSpec(
-        "dtls-ca-cert", default: nil, shown: "not supported", valueName: "path",
-        summary: "Upstream's DTLS backend option; refused: DTLS is not a backend here",
-        expected: Self.dtlsRefusal, short: "dtca"),
-        parse: { _ in nil })
-
-    static let dtlsCert = TypedOption<String>(spec: OptionSpec(
-        "dtls-cert", default: nil, shown: "not supported", valueName: "path",
-        summary: "Upstream's DTLS backend option; refused: DTLS is not a backend here",
-        expected: Self.dtlsRefusal, short: "dtc"),
-        parse: { _ in nil })
-
-    static let dtlsKey = TypedOption<String>(spec: OptionSpec(
-        "dtls-key", default: nil, shown: "not supported", valueName: "path",
-        summary: "Upstream's DTLS backend option; refused: DTLS is not a backend here",
-        expected: Self.dtlsRefusal, short: "dtk"),
-        parse: { _ in nil })
-
-    /// Why every `--dtls-*` value is refused.
-    private static let dtlsRefusal = "no value: DTLS is not a backend here (the Noise-based transport replaces it, "
-        + "with keys from --data-dir); remove the option"
+    /// One of upstream's `--dtls-*` options: known by name, so that any value for it is
+    /// refused with the reason rather than as a mistyped option.
+    private static func refusedDTLSOption(_ name: String, kind: OptionSpec.Kind = .value,
+                                          short: String) -> TypedOption<String> {
+        TypedOption(spec: OptionSpec(
+            name, kind: kind, default: nil, shown: "not supported", valueName: kind == .flag ? "value" : "path",
+            summary: "Upstream's DTLS backend option; refused: DTLS is not a backend here",
+            expected: "no value: DTLS is not a backend here (the Noise-based transport replaces it, "
+                + "with keys from --data-dir); remove the option", short: short),
+            parse: { _ in nil })
+    }
 
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
