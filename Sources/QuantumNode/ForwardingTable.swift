@@ -46,7 +46,7 @@ public final class ForwardingTable: Sendable {
         let session: Session?
         let signals: PeerSignals
         /// Both ends advertise the compression plugin: packets are sent compressed when that shrinks them.
-        var compression = false
+        let compression: Bool
     }
 
     /// What a received receiver index means.
@@ -58,7 +58,7 @@ public final class ForwardingTable: Sendable {
         /// False for a responder's session the initiator has not yet used.
         let confirmed: Bool
         /// Both ends advertise the compression plugin: compressed packets are accepted.
-        var compression = false
+        let compression: Bool
     }
 
     let routes: [IPv4Address: Route]
