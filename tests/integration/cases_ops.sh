@@ -5,6 +5,7 @@ QT_CASES+=(
     "compression_saves_bytes 180"
     "service_unit_and_install 60"
     "cap_net_admin_not_root 90"
+    "journal_log_lines 60"
 )
 
 # ---- compression ---------------------------------------------------------------
@@ -125,4 +126,27 @@ tc_cap_net_admin_not_root() {
         ip netns exec "$(qt_ns 1)" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
         "$bin" --datastore-endpoints "$QT_ENDPOINTS" --data-dir "$QT_WORK/nocap"
     qt_log "figures: uid 65534 with ambient CAP_NET_ADMIN up at ${QT_IP[1]} and pinging; without it refused"
+}
+
+# ---- logging to the journal -----------------------------------------------------
+# Started with JOURNAL_STREAM naming its stderr's device:inode, as systemd does, the
+# daemon logs without timestamps, each line with a <N> priority and the level; started
+# with a JOURNAL_STREAM that names another file, it keeps the timestamps.
+tc_journal_log_lines() {
+    local log lines
+    setup 2
+    log=$(qt_node_log 1)
+    : >"$log"
+    JOURNAL_STREAM=$(stat -c '%d:%i' "$log") qt_node_start 1
+    JOURNAL_STREAM=$(stat -c '%d:%i' "$QT_WORK/etcd.log") qt_node_start 2
+    wait_up 1 2
+    lines=$(grep -v '^====' "$log")
+    [[ -n $lines ]] || qt_fail "n1 logged nothing" 1
+    grep -qE '^<6>info quantum: .*quantum [0-9.]+ up: device' <<<"$lines" ||
+        qt_fail "no '<6>info quantum: ... up' line in n1's journal-style log" 1
+    ! grep -vqE '^<[2-7]>(trace|debug|info|notice|warning|error|critical) quantum: ' <<<"$lines" ||
+        qt_fail "n1 logged a line not in journal form: $(grep -vE '^<[2-7]>' <<<"$lines" | head -n 1)" 1
+    grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+' "$(qt_node_log 2)" ||
+        qt_fail "n2, whose stderr is not the named stream, logged without timestamps" 2
+    qt_log "figures: $(wc -l <<<"$lines") journal lines from n1, e.g. $(head -n 1 <<<"$lines" | cut -c1-60)"
 }
