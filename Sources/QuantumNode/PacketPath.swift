@@ -60,13 +60,11 @@ final class PacketPath: @unchecked Sendable {
             flags = TransportFlags.compressed
         }
         guard let total = session.seal(buffer, payloadLength: payloadLength, worker: worker, flags: flags) else {
-            // The session refused before touching the payload: stage the packet as it was read.
-            if flags == TransportFlags.compressed,
-               let original = compressor.decompress(UnsafeRawBufferPointer(start: packet.baseAddress, count: payloadLength)) {
-                stage(original, for: route)
-            } else {
-                stage(packet, for: route)
-            }
+            // The session is used up (or wiped) and refused before touching the payload:
+            // stage the packet as it was read, undoing the compression.
+            let unsent = flags == 0 ? packet
+                : compressor.decompress(UnsafeRawBufferPointer(start: packet.baseAddress, count: payloadLength))
+            if let unsent { stage(unsent, for: route) } else { counters.add(.dropNoSession) }
             return nil
         }
         route.signals.lastDataSent.store(now, ordering: .relaxed)

@@ -124,6 +124,17 @@ final class CompressionTests: XCTestCase {
         XCTAssertEqual(count(b, .dropAuth), 0, "authentic: it is the decompression that refuses them")
     }
 
+    func testPacketCompressedForAUsedUpSessionIsStagedAsItWasRead() throws {
+        let (a, b) = pair(aCompresses: true, bCompresses: true)
+        // A wiped session refuses to seal, as one past its message limit does.
+        try XCTUnwrap(a.table.routes[b.address]?.session).wipe()
+        network.clock.advance(by: seconds(1))   // a new initiation needs a newer timestamp
+        let packet = a.send(to: b.address, payload: Self.text)
+        network.settle()
+        XCTAssertEqual(b.delivered, [packet], "staged uncompressed, sent after a new handshake")
+        XCTAssertEqual(a.control.counters.value(.stagedSent), 2)
+    }
+
     func testCompressorRoundTripAndBounds() throws {
         let compressor = PacketCompressor(maximumPacket: 1420)
         var packet = Self.text
