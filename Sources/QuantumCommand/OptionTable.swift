@@ -171,8 +171,8 @@ public enum OptionTable {
     static let datastoreRefreshInterval = TypedOption<Int64>(spec: OptionSpec(
         "datastore-refresh-interval", default: "120s", shown: "120s, or a third of a shorter lease time",
         valueName: "duration",
-        summary: "How often this node's address lease, and with it its mapping, is renewed in etcd; "
-            + "must be shorter than the lease time",
+        summary: "How often this node's address lease, and with it its mapping, is renewed in etcd "
+            + "(at least every --datastore-sync-interval); must be shorter than the lease time",
         expected: "a duration of at least 1s such as 30s, 2m or 1h", short: "ri"),
         parse: { ValueParser.milliseconds($0, minimum: 1000) })
 

@@ -98,11 +98,14 @@ final class UpstreamOptionTests: XCTestCase {
                        mentions: ["'500ms'", "--datastore-refresh-interval", "at least 1s"])
     }
 
-    func testRefreshIntervalFollowsAShorterLeaseInEtcd() throws {
-        let configuration = try resolve(cli: ["datastore-refresh-interval": "2m"])
+    func testRenewalFollowsAShorterSyncIntervalOrLeaseInEtcd() throws {
+        let configuration = try resolve(cli: ["datastore-refresh-interval": "2m", "datastore-sync-interval": "5m"])
         let usual = Daemon.refreshInterval(configuration, leaseTimeSeconds: 48 * 3600)
         XCTAssertEqual(usual.interval, .seconds(120))
         XCTAssertNil(usual.warning)
+        let syncedMoreOften = try resolve(cli: ["datastore-refresh-interval": "2m", "datastore-sync-interval": "10s"])
+        XCTAssertEqual(Daemon.refreshInterval(syncedMoreOften, leaseTimeSeconds: 48 * 3600).interval, .seconds(10),
+                       "a wiped prefix is re-registered within one sync interval")
         let short = Daemon.refreshInterval(configuration, leaseTimeSeconds: 90)
         XCTAssertEqual(short.interval, .seconds(30))
         XCTAssertTrue(short.warning?.contains("--datastore-refresh-interval") == true)
