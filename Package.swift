@@ -53,11 +53,14 @@ let package = Package(
         .target(name: "CQuantumLinux", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "QuantumDevice", dependencies: ["QuantumCore", "CQuantumLinux"]),
 
+        // LZ4 from the system (Debian liblz4-dev), for the compression plugin.
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+
         // Node: peer table, router, pipelines, handshake driver, timers, counters.
         .target(
             name: "QuantumNode",
             dependencies: [
-                "QuantumCore", "QuantumCrypto", "QuantumDevice", "QuantumDatastore",
+                "QuantumCore", "QuantumCrypto", "QuantumDevice", "QuantumDatastore", "CLZ4",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -58,6 +58,13 @@ public struct Configuration: Sendable, Equatable {
     public var statsPort: UInt16
     /// Path of the upstream-style JSON statistics.
     public var statsRoute: String
+    /// The plugins this node advertises in its mapping (`--plugins`), without duplicates.
+    public var plugins: [Plugin]
+    /// How often the address lease (and with it the mapping) is renewed in etcd.
+    public var datastoreRefreshInterval: Duration
+
+    /// Whether this node offers LZ4 compression to its peers.
+    public var compression: Bool { plugins.contains(.compression) }
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -134,6 +141,8 @@ public struct Configuration: Sendable, Equatable {
         }
 
         let network = try resolveNetwork(sources)
+        let refreshInterval = try resolveRefreshInterval(sources, leaseTimeSeconds: network.leaseTimeSeconds)
+        try refuseUpstreamOnlySettings(sources)
         // Whether the address fits the network is checked against the network stored in
         // etcd, which wins over these flags (NetworkRegistry.claim).
         let privateIP = try sources.value(OptionTable.privateIP)
@@ -163,7 +172,9 @@ public struct Configuration: Sendable, Equatable {
             logLevel: try sources.required(OptionTable.logLevel).value,
             statsAddress: try sources.required(OptionTable.statsAddress).value,
             statsPort: try sources.required(OptionTable.statsPort).value,
-            statsRoute: try sources.required(OptionTable.statsRoute).value)
+            statsRoute: try sources.required(OptionTable.statsRoute).value,
+            plugins: try resolvePlugins(sources),
+            datastoreRefreshInterval: refreshInterval)
     }
 
     /// Reads a config file from disk.
@@ -172,6 +183,50 @@ public struct Configuration: Sendable, Equatable {
             throw FileSystem.Failure(description: "no such file")
         }
         return Data(bytes)
+    }
+
+    /// The plugins named by `--plugins`, each once; an unknown name is refused by name.
+    private static func resolvePlugins(_ sources: Sources) throws(ConfigurationError) -> [Plugin] {
+        guard let (names, origin) = try sources.value(OptionTable.plugins) else { return [] }
+        var plugins: [Plugin] = []
+        for name in names {
+            guard let plugin = Plugin(rawValue: name) else {
+                throw .invalidValue(option: OptionTable.plugins.spec.name, value: name, origin: origin,
+                                    expected: "a plugin name: " + Plugin.allCases.map(\.rawValue).joined(separator: " or "))
+            }
+            if !plugins.contains(plugin) { plugins.append(plugin) }
+        }
+        return plugins
+    }
+
+    /// `--datastore-refresh-interval`, which must be shorter than the lease it renews; the
+    /// built-in default (120 s) gives way to a third of a shorter lease time.
+    private static func resolveRefreshInterval(_ sources: Sources,
+                                               leaseTimeSeconds: Int64) throws(ConfigurationError) -> Duration {
+        let refresh = try sources.required(OptionTable.datastoreRefreshInterval)
+        if refresh.origin == .builtInDefault {
+            return .milliseconds(min(refresh.value, leaseTimeSeconds * 1000 / 3))
+        }
+        guard refresh.value < leaseTimeSeconds * 1000 else {
+            let leaseTime = try sources.required(OptionTable.networkLeaseTime)
+            throw .conflict("""
+                --datastore-refresh-interval \(Duration.milliseconds(refresh.value)) (\(refresh.origin)) \
+                must be shorter than --network-lease-time \(DurationText.format(seconds: leaseTimeSeconds)) \
+                (\(leaseTime.origin)): the lease would expire before it is renewed
+                """)
+        }
+        return .milliseconds(refresh.value)
+    }
+
+    /// Upstream settings with no counterpart here: `--datastore` other than etcd's v3 API,
+    /// `--network-backend` other than udp, and any `--dtls-*` option are refused in one line.
+    private static func refuseUpstreamOnlySettings(_ sources: Sources) throws(ConfigurationError) {
+        _ = try sources.required(OptionTable.datastore)
+        _ = try sources.required(OptionTable.networkBackend)
+        _ = try sources.value(OptionTable.dtlsSkipVerify)
+        _ = try sources.value(OptionTable.dtlsCACert)
+        _ = try sources.value(OptionTable.dtlsCert)
+        _ = try sources.value(OptionTable.dtlsKey)
     }
 
     private static func resolveNetwork(_ sources: Sources) throws(ConfigurationError) -> NetworkConfig {
@@ -246,6 +301,8 @@ extension Configuration: CustomStringConvertible {
             ("network-lease-time", DurationText.format(seconds: network.leaseTimeSeconds)),
             ("mtu", "\(mtu)"), ("log-level", logLevel.rawValue),
             ("stats-address", statsAddress), ("stats-port", "\(statsPort)"), ("stats-route", statsRoute),
+            ("plugins", plugins.isEmpty ? nil : plugins.map(\.rawValue).joined(separator: ",")),
+            ("datastore-refresh-interval", "\(datastoreRefreshInterval)"),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

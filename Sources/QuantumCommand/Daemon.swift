@@ -139,7 +139,8 @@ public enum Daemon {
         let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
         let makeMapping = { @Sendable (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
-                    port: configuration.listenPort, publicKey: keyPair.publicKey)
+                    port: configuration.listenPort, publicKey: keyPair.publicKey,
+                    plugins: configuration.plugins.map(\.rawValue))
         }
         let preferred: IPv4Address?
         do {
@@ -168,7 +169,8 @@ public enum Daemon {
             settings: .init(privateIP: address, mtu: configuration.mtu,
                             useIPv4: !configuration.disableV4, useIPv6: !configuration.disableV6,
                             removalGrace: nanoseconds(configuration.datastoreSyncInterval * 2),
-                            deviceName: device.name, onFatalError: { reportFatal.yield($0) }),
+                            deviceName: device.name, onFatalError: { reportFatal.yield($0) },
+                            compression: configuration.compression),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         if !registration.peers.isEmpty { node.apply(registration.peers) }
         node.start()
@@ -304,7 +306,8 @@ public enum Daemon {
             }
         }
         let inForce = network
-        let keepAliveInterval = min(configuration.datastoreSyncInterval, .seconds(max(inForce.leaseTimeSeconds / 3, 1)))
+        let (keepAliveInterval, refreshWarning) = refreshInterval(configuration, leaseTimeSeconds: inForce.leaseTimeSeconds)
+        if let refreshWarning { logger.warning("\(refreshWarning)") }
         let cacheWriter = CacheWriter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 
 /// Everything quantum knows about one option except how its value is parsed:
@@ -29,10 +30,12 @@ public struct OptionSpec: Sendable, Hashable {
     public let allowedInFile: Bool
     /// True when a config file may give the value as a list, joined with commas.
     public let acceptsList: Bool
+    /// Upstream Go quantum's single-dash name for the option (`ip` for `-ip`), accepted as an alias.
+    public let upstreamShortName: String?
 
     init(_ name: String, kind: Kind = .value, default defaultValue: String?, shown defaultDescription: String? = nil,
          valueName: String = "value", summary: String, expected: String,
-         allowedInFile: Bool = true, acceptsList: Bool = false) {
+         allowedInFile: Bool = true, acceptsList: Bool = false, short upstreamShortName: String? = nil) {
         self.name = name
         self.kind = kind
         self.defaultValue = defaultValue
@@ -42,6 +45,17 @@ public struct OptionSpec: Sendable, Hashable {
         self.valueName = valueName
         self.allowedInFile = allowedInFile
         self.acceptsList = acceptsList
+        self.upstreamShortName = upstreamShortName
+    }
+
+    /// The command-line names: `--name`, and upstream's single-dash alias if there is one
+    /// (one letter or digit as a short name, `-p`; longer ones as a single-dash long name, `-ip`).
+    var names: NameSpecification {
+        var names: [NameSpecification.Element] = [.customLong(name)]
+        if let short = upstreamShortName {
+            names.append(short.count == 1 ? .customShort(Character(short)) : .customLong(short, withSingleDash: true))
+        }
+        return NameSpecification(names)
     }
 
     /// `--listen-port`.

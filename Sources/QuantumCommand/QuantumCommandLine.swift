@@ -20,64 +20,83 @@ public struct QuantumCommandLine: AsyncParsableCommand {
         version: "quantum \(QuantumVersion.string)",
         subcommands: [StatusCommand.self])
 
-    @Option(name: .customLong(OptionTable.confFile.spec.name), help: help(OptionTable.confFile))
+    @Option(name: OptionTable.confFile.spec.names, help: help(OptionTable.confFile))
     var confFile: String?
-    @Option(name: .customLong(OptionTable.deviceName.spec.name), help: help(OptionTable.deviceName))
+    @Option(name: OptionTable.deviceName.spec.names, help: help(OptionTable.deviceName))
     var deviceName: String?
-    @Option(name: .customLong(OptionTable.workers.spec.name), help: help(OptionTable.workers))
+    @Option(name: OptionTable.workers.spec.names, help: help(OptionTable.workers))
     var workers: String?
-    @Option(name: .customLong(OptionTable.privateIP.spec.name), help: help(OptionTable.privateIP))
+    @Option(name: OptionTable.privateIP.spec.names, help: help(OptionTable.privateIP))
     var privateIP: String?
-    @Option(name: .customLong(OptionTable.listenIP.spec.name), help: help(OptionTable.listenIP))
+    @Option(name: OptionTable.listenIP.spec.names, help: help(OptionTable.listenIP))
     var listenIP: String?
-    @Option(name: .customLong(OptionTable.listenPort.spec.name), help: help(OptionTable.listenPort))
+    @Option(name: OptionTable.listenPort.spec.names, help: help(OptionTable.listenPort))
     var listenPort: String?
-    @Option(name: .customLong(OptionTable.publicV4.spec.name), help: help(OptionTable.publicV4))
+    @Option(name: OptionTable.publicV4.spec.names, help: help(OptionTable.publicV4))
     var publicV4: String?
-    @Option(name: .customLong(OptionTable.publicV6.spec.name), help: help(OptionTable.publicV6))
+    @Option(name: OptionTable.publicV6.spec.names, help: help(OptionTable.publicV6))
     var publicV6: String?
-    @Flag(name: .customLong(OptionTable.disableV4.spec.name), help: help(OptionTable.disableV4))
+    @Flag(name: OptionTable.disableV4.spec.names, help: help(OptionTable.disableV4))
     var disableV4 = false
-    @Flag(name: .customLong(OptionTable.disableV6.spec.name), help: help(OptionTable.disableV6))
+    @Flag(name: OptionTable.disableV6.spec.names, help: help(OptionTable.disableV6))
     var disableV6 = false
-    @Option(name: .customLong(OptionTable.dataDir.spec.name), help: help(OptionTable.dataDir))
+    @Option(name: OptionTable.dataDir.spec.names, help: help(OptionTable.dataDir))
     var dataDir: String?
-    @Option(name: .customLong(OptionTable.datastoreEndpoints.spec.name), help: help(OptionTable.datastoreEndpoints))
+    @Option(name: OptionTable.datastoreEndpoints.spec.names, help: help(OptionTable.datastoreEndpoints))
     var datastoreEndpoints: String?
-    @Option(name: .customLong(OptionTable.datastorePrefix.spec.name), help: help(OptionTable.datastorePrefix))
+    @Option(name: OptionTable.datastorePrefix.spec.names, help: help(OptionTable.datastorePrefix))
     var datastorePrefix: String?
-    @Option(name: .customLong(OptionTable.datastoreSyncInterval.spec.name), help: help(OptionTable.datastoreSyncInterval))
+    @Option(name: OptionTable.datastoreSyncInterval.spec.names, help: help(OptionTable.datastoreSyncInterval))
     var datastoreSyncInterval: String?
-    @Option(name: .customLong(OptionTable.datastoreUsername.spec.name), help: help(OptionTable.datastoreUsername))
+    @Option(name: OptionTable.datastoreUsername.spec.names, help: help(OptionTable.datastoreUsername))
     var datastoreUsername: String?
-    @Option(name: .customLong(OptionTable.datastorePassword.spec.name), help: help(OptionTable.datastorePassword))
+    @Option(name: OptionTable.datastorePassword.spec.names, help: help(OptionTable.datastorePassword))
     var datastorePassword: String?
-    @Option(name: .customLong(OptionTable.datastoreTLSCACert.spec.name), help: help(OptionTable.datastoreTLSCACert))
+    @Option(name: OptionTable.datastoreTLSCACert.spec.names, help: help(OptionTable.datastoreTLSCACert))
     var datastoreTLSCACert: String?
-    @Option(name: .customLong(OptionTable.datastoreTLSCert.spec.name), help: help(OptionTable.datastoreTLSCert))
+    @Option(name: OptionTable.datastoreTLSCert.spec.names, help: help(OptionTable.datastoreTLSCert))
     var datastoreTLSCert: String?
-    @Option(name: .customLong(OptionTable.datastoreTLSKey.spec.name), help: help(OptionTable.datastoreTLSKey))
+    @Option(name: OptionTable.datastoreTLSKey.spec.names, help: help(OptionTable.datastoreTLSKey))
     var datastoreTLSKey: String?
-    @Flag(name: .customLong(OptionTable.datastoreTLSSkipVerify.spec.name), help: help(OptionTable.datastoreTLSSkipVerify))
+    @Flag(name: OptionTable.datastoreTLSSkipVerify.spec.names, help: help(OptionTable.datastoreTLSSkipVerify))
     var datastoreTLSSkipVerify = false
-    @Option(name: .customLong(OptionTable.network.spec.name), help: help(OptionTable.network))
+    @Option(name: OptionTable.network.spec.names, help: help(OptionTable.network))
     var network: String?
-    @Option(name: .customLong(OptionTable.networkStaticRange.spec.name), help: help(OptionTable.networkStaticRange))
+    @Option(name: OptionTable.networkStaticRange.spec.names, help: help(OptionTable.networkStaticRange))
     var networkStaticRange: String?
-    @Option(name: .customLong(OptionTable.networkFloatingRange.spec.name), help: help(OptionTable.networkFloatingRange))
+    @Option(name: OptionTable.networkFloatingRange.spec.names, help: help(OptionTable.networkFloatingRange))
     var networkFloatingRange: String?
-    @Option(name: .customLong(OptionTable.networkLeaseTime.spec.name), help: help(OptionTable.networkLeaseTime))
+    @Option(name: OptionTable.networkLeaseTime.spec.names, help: help(OptionTable.networkLeaseTime))
     var networkLeaseTime: String?
-    @Option(name: .customLong(OptionTable.mtu.spec.name), help: help(OptionTable.mtu))
+    @Option(name: OptionTable.mtu.spec.names, help: help(OptionTable.mtu))
     var mtu: String?
-    @Option(name: .customLong(OptionTable.logLevel.spec.name), help: help(OptionTable.logLevel))
+    @Option(name: OptionTable.logLevel.spec.names, help: help(OptionTable.logLevel))
     var logLevel: String?
-    @Option(name: .customLong(OptionTable.statsAddress.spec.name), help: help(OptionTable.statsAddress))
+    @Option(name: OptionTable.statsAddress.spec.names, help: help(OptionTable.statsAddress))
     var statsAddress: String?
-    @Option(name: .customLong(OptionTable.statsPort.spec.name), help: help(OptionTable.statsPort))
+    @Option(name: OptionTable.statsPort.spec.names, help: help(OptionTable.statsPort))
     var statsPort: String?
-    @Option(name: .customLong(OptionTable.statsRoute.spec.name), help: help(OptionTable.statsRoute))
+    @Option(name: OptionTable.statsRoute.spec.names, help: help(OptionTable.statsRoute))
     var statsRoute: String?
+    @Option(name: OptionTable.plugins.spec.names, help: help(OptionTable.plugins))
+    var plugins: String?
+    @Option(name: OptionTable.datastoreRefreshInterval.spec.names, help: help(OptionTable.datastoreRefreshInterval))
+    var datastoreRefreshInterval: String?
+    @Option(name: OptionTable.datastore.spec.names, help: help(OptionTable.datastore))
+    var datastore: String?
+    @Option(name: OptionTable.networkBackend.spec.names, help: help(OptionTable.networkBackend))
+    var networkBackend: String?
+    @Flag(name: OptionTable.dtlsSkipVerify.spec.names, help: help(OptionTable.dtlsSkipVerify))
+    var dtlsSkipVerify = false
+    @Option(name: OptionTable.dtlsCACert.spec.names, help: help(OptionTable.dtlsCACert))
+    var dtlsCACert: String?
+    @Option(name: OptionTable.dtlsCert.spec.names, help: help(OptionTable.dtlsCert))
+    var dtlsCert: String?
+    @Option(name: OptionTable.dtlsKey.spec.names, help: help(OptionTable.dtlsKey))
+    var dtlsKey: String?
+    /// Upstream's `-v`; `--version` is ArgumentParser's own.
+    @Flag(name: .customShort("v"), help: "Print the version and exit (same as --version)")
+    var printVersion = false
 
     public init() {}
 
@@ -113,6 +132,14 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.statsAddress.spec, statsAddress),
             (OptionTable.statsPort.spec, statsPort),
             (OptionTable.statsRoute.spec, statsRoute),
+            (OptionTable.plugins.spec, plugins),
+            (OptionTable.datastoreRefreshInterval.spec, datastoreRefreshInterval),
+            (OptionTable.datastore.spec, datastore),
+            (OptionTable.networkBackend.spec, networkBackend),
+            (OptionTable.dtlsSkipVerify.spec, dtlsSkipVerify ? "true" : nil),
+            (OptionTable.dtlsCACert.spec, dtlsCACert),
+            (OptionTable.dtlsCert.spec, dtlsCert),
+            (OptionTable.dtlsKey.spec, dtlsKey),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }
@@ -120,6 +147,10 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     /// Resolves the configuration, starts logging and runs the daemon. A configuration error
     /// prints one line and exits 64 (EX_USAGE); any other start-up error prints one line and exits 1.
     public mutating func run() async throws {
+        if printVersion {
+            print(Self.configuration.version)
+            return
+        }
         let configuration: Configuration
         do {
             configuration = try Configuration.resolve(
@@ -129,8 +160,9 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             throw ExitCode(64)
         }
         let level = configuration.logLevel
+        let toJournal = JournalLogHandler.stderrIsJournal(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = toJournal ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }

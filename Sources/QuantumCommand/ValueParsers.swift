@@ -18,13 +18,25 @@ enum ValueParser {
         integer(text, in: 1...65535).map { UInt16($0) }
     }
 
-    /// `true` or `false`, as written in the environment or a config file.
+    /// A boolean as upstream quantum accepted it (Go's `strconv.ParseBool`):
+    /// `1 t T TRUE true True` or `0 f F FALSE false False`.
     static func boolean(_ text: String) -> Bool? {
         switch text {
-        case "true": true
-        case "false": false
+        case "1", "t", "T", "TRUE", "true", "True": true
+        case "0", "f", "F", "FALSE", "false", "False": false
         default: nil
         }
+    }
+
+    /// What ``boolean(_:)`` accepts, for error messages.
+    static let booleanExpected = "true or false (or 1, t, T, TRUE, True, 0, f, F, FALSE, False)"
+
+    /// A comma-separated list of non-empty names; spaces around commas are dropped.
+    static func list(_ text: String) -> [String]? {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard items.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && !$0.isWhitespace } }) else { return nil }
+        return items
     }
 
     /// Any non-empty text without control characters (paths, user names, passwords).

@@ -15,7 +15,7 @@ public struct Mapping: Equatable, Sendable, Codable {
     public var port: UInt16
     /// The node's Curve25519 static public key (32 bytes).
     public var publicKey: [UInt8]
-    /// Data-path plugins the node supports (none yet).
+    /// Data-path plugins the node offers (`Plugin` raw values, e.g. `compression`).
     public var plugins: [String]
     /// Floating IPs the node serves.
     public var floating: [IPv4Address]

@@ -26,13 +26,13 @@
 //
 // Transport data, type 4, 32 bytes + payload:
 //   [0]        type = 4
-//   [1]        flags (plugin flags, e.g. "compressed"; 0 for now)
+//   [1]        flags: bit 0 = the payload is an LZ4 block (compression plugin); other bits zero
 //   [2, 4)     reserved, zero
 //   [4, 8)     receiver index (u32)
 //   [8, 16)    counter (u64), also the AES-GCM nonce counter
 //   [16, n-16) payload, encrypted in place
 //   [n-16, n)  AES-GCM tag
-// The 16 header bytes are the AES-GCM additional data.
+// The 16 header bytes are the AES-GCM additional data, so the flags are authenticated.
 //
 // The Noise prologue is the ASCII text "quantum/1".
 // mac1 = HMAC-SHA256(key: SHA256("mac1----" || receiver's static public key),
@@ -75,11 +75,17 @@ public enum WireFormat {
     /// Offset of mac1 in a response.
     static let responseMAC1Offset = responseSize - 2 * macSize
     /// Offset of the flags byte in a transport header.
-    static let transportFlagsOffset = 1
+    public static let transportFlagsOffset = 1
     /// Offset of the receiver index in a transport header.
     static let transportReceiverIndexOffset = 4
     /// Offset of the counter in a transport header.
     static let transportCounterOffset = 8
+}
+
+/// The bits of a transport header's flags byte.
+public enum TransportFlags {
+    /// The payload is the LZ4 block of the inner packet (compression plugin).
+    public static let compressed: UInt8 = 0x01
 }
 
 /// The first byte of every message.

@@ -259,12 +259,15 @@ public final class NetworkRegistry: Sendable {
     /// claimed again with ``reclaim(_:mapping:config:)``; `onRenew` receives the new lease.
     /// When the network configuration key is absent (the prefix was wiped), `config` is
     /// stored again by create-if-absent. Datastore errors are logged in one line and retried
-    /// with a backoff (1 s doubling up to `interval`, at most 30 s).
+    /// with a backoff (1 s doubling up to `interval`, at most 30 s). Every wait goes through
+    /// `sleep` (tests inject one to run the loop without waiting).
     ///
     /// - Throws: ``RegistryError/addressLost(_:machineID:)`` when another machine holds the
     ///   address: the node must stop rather than keep running under an address that is not its own.
     public func runKeepAlive(lease: Lease, mapping: Mapping, config: NetworkConfig, interval: Duration,
-                             onRenew: @Sendable (Lease) -> Void = { _ in }) async throws(RegistryError) {
+                             onRenew: @Sendable (Lease) -> Void = { _ in },
+                             sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) })
+        async throws(RegistryError) {
         var current = lease
         var backoff = Duration.seconds(1)
         while !Task.isCancelled {
@@ -284,7 +287,7 @@ public final class NetworkRegistry: Sendable {
                 }
                 try await restoreConfigIfMissing(config)
                 backoff = .seconds(1)
-                try await Task.sleep(for: interval)
+                try await sleep(interval)
             } catch RegistryError.addressLost(let address, let machineID) {
                 throw .addressLost(address, machineID: machineID)
             } catch is CancellationError {
@@ -293,7 +296,7 @@ public final class NetworkRegistry: Sendable {
                 if Task.isCancelled { return }
                 logger.error("keep-alive of the address lease failed; retrying",
                              metadata: ["address": "\(current.address)", "retryIn": "\(backoff)", "error": "\(error)"])
-                do { try await Task.sleep(for: backoff) } catch { return }
+                do { try await sleep(backoff) } catch { return }
                 backoff = min(backoff * 2, max(.seconds(1), min(interval, .seconds(30))))
             }
         }

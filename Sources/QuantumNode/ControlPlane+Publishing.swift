@@ -8,10 +8,13 @@ extension ControlPlane {
         var routes: [IPv4Address: ForwardingTable.Route] = .init(minimumCapacity: peers.count)
         var inbound: [UInt32: ForwardingTable.Inbound] = .init(minimumCapacity: owners.count)
         for (address, peer) in peers {
-            routes[address] = .init(privateIP: address, endpoint: peer.endpoint, session: peer.current, signals: peer.signals)
+            let compression = compression && peer.mapping.plugins.contains(Plugin.compression.rawValue)
+            routes[address] = .init(privateIP: address, endpoint: peer.endpoint, session: peer.current, signals: peer.signals,
+                                    compression: compression)
             for session in peer.sessions {
                 inbound[session.localIndex] = .init(session: session, privateIP: address, endpoint: peer.endpoint,
-                                                    signals: peer.signals, confirmed: session !== peer.next)
+                                                    signals: peer.signals, confirmed: session !== peer.next,
+                                                    compression: compression)
             }
         }
         tables.publish(ForwardingTable(routes: routes, inbound: inbound))

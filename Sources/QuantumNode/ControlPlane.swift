@@ -49,6 +49,8 @@ final class ControlPlane: @unchecked Sendable {
         var useIPv6: Bool
         /// How long a peer whose mapping disappeared keeps its route and sessions.
         var removalGrace: UInt64
+        /// Whether this node offers the compression plugin (used with peers that offer it too).
+        var compression = false
     }
 
     /// A datagram the control thread sends at the end of its turn.
@@ -99,6 +101,8 @@ final class ControlPlane: @unchecked Sendable {
     let useIPv4: Bool
     let useIPv6: Bool
     let removalGrace: UInt64
+    /// Whether this node offers the compression plugin.
+    let compression: Bool
     let tables: ForwardingTableHolder
     let logger: Logger
     let counters = CounterSet<ControlCounter>()
@@ -139,6 +143,7 @@ final class ControlPlane: @unchecked Sendable {
     init(configuration: Configuration, transport: any ControlTransport, clock: any ControlClock,
          tables: ForwardingTableHolder, logger: Logger) {
         localIP = configuration.localIP
+        compression = configuration.compression
         localPublicKey = configuration.keyPair.publicKey
         handshaker = Handshaker(localKeys: configuration.keyPair)
         workerCount = configuration.workerCount

@@ -37,6 +37,8 @@ public enum WorkerCounter: Int, CounterName {
     /// Packets and bytes dropped on the way out (inner length) and in (datagram length),
     /// whatever the reason (each drop also counts under its reason).
     case txDroppedPackets, txDroppedBytes, rxDroppedPackets, rxDroppedBytes
+    /// A compressed packet that does not decompress, or from a peer that did not negotiate compression.
+    case dropCompression
 
     public var label: String {
         switch self {
@@ -60,6 +62,7 @@ public enum WorkerCounter: Int, CounterName {
         case .txDroppedBytes: "tx_dropped_bytes"
         case .rxDroppedPackets: "rx_dropped_packets"
         case .rxDroppedBytes: "rx_dropped_bytes"
+        case .dropCompression: "drop_compression"
         }
     }
 }

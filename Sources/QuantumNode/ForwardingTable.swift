@@ -50,6 +50,8 @@ public final class ForwardingTable: Sendable {
         /// The session to seal with; nil until a handshake completed.
         let session: Session?
         let signals: PeerSignals
+        /// Both ends advertise the compression plugin: packets are sent compressed when that shrinks them.
+        let compression: Bool
     }
 
     /// What a received receiver index means.
@@ -60,6 +62,8 @@ public final class ForwardingTable: Sendable {
         let signals: PeerSignals
         /// False for a responder's session the initiator has not yet used.
         let confirmed: Bool
+        /// Both ends advertise the compression plugin: compressed packets are accepted.
+        let compression: Bool
     }
 
     let routes: [IPv4Address: Route]

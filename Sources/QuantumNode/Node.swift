@@ -31,10 +31,12 @@ public final class Node: Sendable {
         /// and the errno. The failed worker has stopped; the caller should `stop()` the
         /// node and exit non-zero. Must not call `stop()` itself on the calling thread.
         public var onFatalError: @Sendable (String) -> Void
+        /// Whether this node offers the compression plugin (advertised in its mapping).
+        public var compression: Bool
 
         public init(privateIP: IPv4Address, mtu: Int, useIPv4: Bool, useIPv6: Bool,
                     removalGrace: UInt64 = 120 * 1_000_000_000, deviceName: String = "tun",
-                    onFatalError: @escaping @Sendable (String) -> Void = { _ in }) {
+                    onFatalError: @escaping @Sendable (String) -> Void = { _ in }, compression: Bool = false) {
             self.privateIP = privateIP
             self.mtu = mtu
             self.useIPv4 = useIPv4
@@ -42,6 +44,7 @@ public final class Node: Sendable {
             self.removalGrace = removalGrace
             self.deviceName = deviceName
             self.onFatalError = onFatalError
+            self.compression = compression
         }
     }
 
@@ -58,7 +61,8 @@ public final class Node: Sendable {
         let tables = ForwardingTableHolder()
         let configuration = ControlPlane.Configuration(
             localIP: settings.privateIP, keyPair: keyPair, workerCount: queues.count,
-            useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace)
+            useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace,
+            compression: settings.compression)
         control = ControlPlane(configuration: configuration, transport: SocketTransport(sockets: sockets),
                                clock: SystemClock(), tables: tables, logger: logger)
         var pollers: [Poller] = []
@@ -68,7 +72,8 @@ public final class Node: Sendable {
         for (index, queue) in queues.enumerated() {
             let poller = try Poller()
             pollers.append(poller)
-            let path = PacketPath(worker: index, localIP: settings.privateIP, control: control)
+            let path = PacketPath(worker: index, localIP: settings.privateIP, control: control,
+                                  maximumPacket: Worker.maximumPacket(mtu: settings.mtu))
             workers.append(Worker(index: index, tun: queue, socket: sockets[index], mtu: settings.mtu,
                                   tables: tables, path: path, poller: poller, deviceName: settings.deviceName,
                                   onFatalError: fatalError.report))

@@ -19,15 +19,20 @@ final class PacketPath: @unchecked Sendable {
     let counters = CounterSet<WorkerCounter>()
     private let localIP: IPv4Address
     private let control: ControlPlane
+    /// LZ4 state and scratch buffers of this worker (compression plugin).
+    private let compressor: PacketCompressor
     /// When this path last told the control thread about a packet for an unknown session.
     private var lastUnknownSessionHint: UInt64 = 0
     /// At most one such hint a second per worker: the packets are unauthenticated.
     private static let unknownSessionHintInterval: UInt64 = 1_000_000_000
 
-    init(worker: Int, localIP: IPv4Address, control: ControlPlane) {
+    /// - Parameter maximumPacket: the largest inner packet (`Worker.maximumPacket(mtu:)`),
+    ///   which bounds what a compressed packet may decompress to.
+    init(worker: Int, localIP: IPv4Address, control: ControlPlane, maximumPacket: Int) {
         self.worker = worker
         self.localIP = localIP
         self.control = control
+        compressor = PacketCompressor(maximumPacket: maximumPacket)
     }
 
     /// Seals one packet read from the TUN device. The packet is at
@@ -47,8 +52,19 @@ final class PacketPath: @unchecked Sendable {
             return nil
         }
         if session.shouldRekey(now: now) { requestHandshake(route) }
-        guard let total = session.seal(buffer, payloadLength: length, worker: worker, flags: 0) else {
-            stage(packet, for: route)
+        var payloadLength = length
+        var flags: UInt8 = 0
+        if route.compression, let compressed = compressor.compressInPlace(buffer + WireFormat.transportHeaderSize,
+                                                                         length: length) {
+            payloadLength = compressed
+            flags = TransportFlags.compressed
+        }
+        guard let total = session.seal(buffer, payloadLength: payloadLength, worker: worker, flags: flags) else {
+            // The session is used up (or wiped) and refused before touching the payload:
+            // stage the packet as it was read, undoing the compression.
+            let unsent = flags == 0 ? packet
+                : compressor.decompress(UnsafeRawBufferPointer(start: packet.baseAddress, count: payloadLength))
+            if let unsent { stage(unsent, for: route) } else { counters.add(.dropNoSession) }
             return nil
         }
         route.signals.lastDataSent.store(now, ordering: .relaxed)
@@ -83,8 +99,9 @@ final class PacketPath: @unchecked Sendable {
 
     /// Handles one datagram received from `source`: handshake messages go to the
     /// control thread, transport messages are opened in place.
-    /// - Returns: the inner packet to write to the TUN device (inside `message`), or
-    ///   nil when there is none (keepalive, handshake, or dropped and counted).
+    /// - Returns: the inner packet to write to the TUN device (inside `message`, or in this
+    ///   path's decompression buffer until the next call), or nil when there is none
+    ///   (keepalive, handshake, or dropped and counted).
     @inline(__always)
     func open(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint, table: ForwardingTable,
               now: UInt64) -> UnsafeRawBufferPointer? {
@@ -135,7 +152,21 @@ final class PacketPath: @unchecked Sendable {
                 return nil
             }
             inbound.signals.lastDataReceived.store(now, ordering: .relaxed)
-            let packet = UnsafeRawBufferPointer(start: message.baseAddress! + offset, count: length)
+            var packet = UnsafeRawBufferPointer(start: message.baseAddress! + offset, count: length)
+            // Authenticated with the header, so the flags are the sender's.
+            switch message[WireFormat.transportFlagsOffset] {
+            case 0:
+                break
+            case TransportFlags.compressed:
+                guard inbound.compression, let inflated = compressor.decompress(packet) else {
+                    counters.add(.dropCompression)
+                    return nil
+                }
+                packet = inflated
+            default:
+                counters.add(.dropMalformed)
+                return nil
+            }
             guard let source = IPPacket.ipv4Source(packet), let destination = IPPacket.ipv4Destination(packet) else {
                 dropIncoming(.dropMalformed, .dropMalformed, bytes: message.count, from: inbound.signals.traffic)
                 return nil

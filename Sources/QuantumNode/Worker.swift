@@ -70,11 +70,16 @@ final class Worker: @unchecked Sendable {
         self.deviceName = deviceName
         self.onFatalError = onFatalError
         self.running = Atomic<Bool>(true)
-        // Room for the largest packet the device may hand us plus the transport framing.
-        maximumPacket = max(mtu, 1280)
+        maximumPacket = Worker.maximumPacket(mtu: mtu)
         let bufferSize = (maximumPacket + WireFormat.transportOverhead + 63) & ~63
         outgoing = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
         incoming = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
+    }
+
+    /// The largest inner packet a worker handles: room for what the device may hand us
+    /// (the transport framing comes on top).
+    static func maximumPacket(mtu: Int) -> Int {
+        max(mtu, 1280)
     }
 
     /// Asks the worker to finish its current batch and return from `run`.

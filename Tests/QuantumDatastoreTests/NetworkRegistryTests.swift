@@ -196,6 +196,24 @@ final class NetworkRegistryTests: XCTestCase {
         try await task.value
     }
 
+    func testKeepAliveRenewsEveryRefreshIntervalThroughTheInjectedSleep() async throws {
+        _ = try await registry.bootstrapConfig(proposed: config)
+        let lease = try await claim(1)
+        let mapping = Fixtures.mapping(machine: 1)(lease.address)
+        let waits = Box<[Duration]>([])
+        // The injected sleep returns at once, so two minutes between renewals take no time;
+        // the third wait ends the loop as a cancelled task's sleep would.
+        try await registry.runKeepAlive(lease: lease, mapping: mapping, config: config, interval: .seconds(120),
+                                        sleep: { duration in
+                                            waits.update { $0.append(duration) }
+                                            if waits.get().count == 3 { throw CancellationError() }
+                                        })
+        XCTAssertEqual(waits.get(), [.seconds(120), .seconds(120), .seconds(120)])
+        let stored = try await store.get(lease.key)
+        XCTAssertEqual(stored?.lease, lease.id, "renewed, never re-claimed")
+        XCTAssertTrue(log.matching(.warning).isEmpty)
+    }
+
     func testKeepAliveStopsWhenAnotherMachineTookTheAddress() async throws {
         let lease = try await claim(1, address: "10.99.0.5")
         let mapping = Fixtures.mapping(machine: 1)(lease.address)

@@ -57,11 +57,15 @@ final class SimulatedNetwork: @unchecked Sendable {
     static let underlayIP = IPv4Address("127.0.0.1")!
 
     /// A node at a fresh loopback port (or at `port`, e.g. a node restarted in place).
+    /// With `compression`, the node offers the compression plugin; `advertised` overrides the
+    /// plugins its mapping lists (a peer that claims what it does not do).
     func addNode(_ address: String, keyPair: StaticKeyPair = .generate(), removalGrace: UInt64 = seconds(120),
-                 port: UInt16? = nil) -> SimulatedNode {
+                 port: UInt16? = nil, compression: Bool = false, advertised: [String]? = nil) -> SimulatedNode {
         nextPort += 1
         let node = SimulatedNode(network: self, address: IPv4Address(address)!, keyPair: keyPair,
-                                 port: port ?? nextPort, createRevision: newRevision(), removalGrace: removalGrace)
+                                 port: port ?? nextPort, createRevision: newRevision(), removalGrace: removalGrace,
+                                 compression: compression,
+                                 plugins: advertised ?? (compression ? [Plugin.compression.rawValue] : []))
         nodes.append(node)
         return node
     }
@@ -132,6 +136,8 @@ final class SimulatedNode: @unchecked Sendable {
     /// The port the node registered in its mapping.
     let registeredPort: UInt16
     let createRevision: Int64
+    /// The plugins its mapping lists.
+    let plugins: [String]
     let control: ControlPlane
     let path: PacketPath
     let tables = ForwardingTableHolder()
@@ -147,8 +153,9 @@ final class SimulatedNode: @unchecked Sendable {
     }
 
     init(network: SimulatedNetwork, address: IPv4Address, keyPair: StaticKeyPair, port: UInt16,
-         createRevision: Int64, removalGrace: UInt64) {
+         createRevision: Int64, removalGrace: UInt64, compression: Bool = false, plugins: [String] = []) {
         self.network = network
+        self.plugins = plugins
         self.address = address
         self.keyPair = keyPair
         registeredPort = port
@@ -157,11 +164,12 @@ final class SimulatedNode: @unchecked Sendable {
         var logger = Logger(label: "sim-\(address)")
         logger.logLevel = .critical
         let configuration = ControlPlane.Configuration(localIP: address, keyPair: keyPair, workerCount: 1, useIPv4: true,
-                                                       useIPv6: false, removalGrace: removalGrace)
+                                                       useIPv6: false, removalGrace: removalGrace,
+                                                       compression: compression)
         control = ControlPlane(configuration: configuration,
                                transport: Transport(network: network, source: source, tables: tables),
                                clock: network.clock, tables: tables, logger: logger)
-        path = PacketPath(worker: 0, localIP: address, control: control)
+        path = PacketPath(worker: 0, localIP: address, control: control, maximumPacket: 1420)
     }
 
     /// Where the node is now; set it to move the node (its mapping stays as registered).
@@ -173,7 +181,7 @@ final class SimulatedNode: @unchecked Sendable {
     /// This node's mapping, as it would publish it.
     var mapping: Mapping {
         Mapping(machineID: String(repeating: "cd", count: 16), privateIP: address, ipv4: SimulatedNetwork.underlayIP,
-                ipv6: nil, port: registeredPort, publicKey: keyPair.publicKey)
+                ipv6: nil, port: registeredPort, publicKey: keyPair.publicKey, plugins: plugins)
     }
 
     /// The datastore change announcing `mapping`.
