@@ -52,6 +52,8 @@ public struct Configuration: Sendable, Equatable {
     public var mtu: Int
     /// Log level.
     public var logLevel: Logger.Level
+    /// Where the running daemon's PID is written.
+    public var pidFile: String
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -154,7 +156,8 @@ public struct Configuration: Sendable, Equatable {
             datastoreTLSSkipVerify: try sources.required(OptionTable.datastoreTLSSkipVerify).value,
             network: network,
             mtu: try sources.required(OptionTable.mtu).value,
-            logLevel: try sources.required(OptionTable.logLevel).value)
+            logLevel: try sources.required(OptionTable.logLevel).value,
+            pidFile: try sources.required(OptionTable.pidFile).value)
     }
 
     /// Reads a config file from disk.
@@ -236,6 +239,7 @@ extension Configuration: CustomStringConvertible {
             ("network-floating-range", "\(network.floatingRange)"),
             ("network-lease-time", DurationText.format(seconds: network.leaseTimeSeconds)),
             ("mtu", "\(mtu)"), ("log-level", logLevel.rawValue),
+            ("pid-file", pidFile),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

@@ -161,6 +161,12 @@ public enum OptionTable {
         expected: "one of trace, debug, info, notice, warning, error, critical"),
         parse: ValueParser.logLevel)
 
+    static let pidFile = TypedOption<String>(spec: OptionSpec(
+        "pid-file", default: "/var/run/quantum.pid", valueName: "path",
+        summary: "File the running daemon's PID is written to (atomically, once it is up; removed on stop)",
+        expected: "a file path"),
+        parse: ValueParser.text)
+
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
         confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
@@ -169,6 +175,7 @@ public enum OptionTable {
         datastoreUsername.spec, datastorePassword.spec, datastoreTLSCACert.spec, datastoreTLSCert.spec,
         datastoreTLSKey.spec, datastoreTLSSkipVerify.spec, network.spec, networkStaticRange.spec,
         networkFloatingRange.spec, networkLeaseTime.spec, mtu.spec, logLevel.spec,
+        pidFile.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

@@ -71,6 +71,8 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var mtu: String?
     @Option(name: .customLong(OptionTable.logLevel.spec.name), help: help(OptionTable.logLevel))
     var logLevel: String?
+    @Option(name: .customLong(OptionTable.pidFile.spec.name), help: help(OptionTable.pidFile))
+    var pidFile: String?
 
     public init() {}
 
@@ -103,6 +105,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.networkLeaseTime.spec, networkLeaseTime),
             (OptionTable.mtu.spec, mtu),
             (OptionTable.logLevel.spec, logLevel),
+            (OptionTable.pidFile.spec, pidFile),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }
@@ -110,11 +113,14 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     /// Resolves the configuration, starts logging and runs the daemon. A configuration error
     /// prints one line and exits 64 (EX_USAGE); any other start-up error prints one line and exits 1.
     public mutating func run() async throws {
+        // Set when a running daemon started this process to take over (rolling restart).
+        let handover = Takeover.inheritedChannel()
         let configuration: Configuration
         do {
             configuration = try Configuration.resolve(
                 commandLine: commandLineValues, environment: ProcessInfo.processInfo.environment)
         } catch {
+            handover.map { Takeover.reportStopping("\(error)", over: $0) }
             printError("quantum: \(error)")
             throw ExitCode(64)
         }
@@ -130,10 +136,11 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             logger.warning("environment variable \(name) is not a quantum setting and is ignored\(suggestion.map { "; did you mean \($0)?" } ?? "")")
         }
         do {
-            try await Daemon.run(configuration: configuration, logger: logger)
+            try await Daemon.run(configuration: configuration, logger: logger, handover: handover)
         } catch let exit as ExitCode {
             throw exit
         } catch {
+            handover.map { Takeover.reportStopping(ConfigurationFile.oneLine(error), over: $0) }
             printError("quantum: \(ConfigurationFile.oneLine(error))")
             throw ExitCode.failure
         }
