@@ -55,8 +55,11 @@ public enum Daemon {
             tlsSkipVerify: configuration.datastoreTLSSkipVerify), logger: logger)
         do {
             // A successor asks for the state only now that everything slow is done.
-            let takeover = try await handover.map { try await Takeover.receive(over: $0, configuration: configuration) }
-            if let takeover { sockets = takeover.sockets }
+            var takeover: Takeover?
+            if let handover {
+                takeover = try await Takeover.receive(over: handover, configuration: configuration)
+                sockets = takeover?.sockets ?? []
+            }
             try await serve(configuration: configuration, identity: identity, keyPair: keyPair,
                             publicV4: publicV4, publicV6: publicV6, sockets: sockets, store: store,
                             takeover: takeover, pidFile: pidFile, logger: logger)

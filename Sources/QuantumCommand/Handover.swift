@@ -36,7 +36,7 @@ struct HandoverReady: Codable, Equatable {
 /// nil) for state a feature must carry, e.g. the floating IPs this node holds with their
 /// lease IDs, so the successor keeps them without a new election. Bump `version` only for
 /// a change an older reader would misread.
-struct HandoverState: Codable {
+struct HandoverState: Codable, Sendable {
     /// The format version this binary writes and reads.
     static let currentVersion = 1
 
@@ -61,13 +61,13 @@ struct HandoverState: Codable {
 }
 
 /// `Lease`, in the handover blob.
-struct HandedLease: Codable, Equatable {
+struct HandedLease: Codable, Equatable, Sendable {
     var id: Int64
     var key: String
 }
 
 /// `MappingUpdate`, in the handover blob.
-struct HandedMapping: Codable, Equatable {
+struct HandedMapping: Codable, Equatable, Sendable {
     var address: UInt32
     var mapping: Mapping?
     var createRevision: Int64

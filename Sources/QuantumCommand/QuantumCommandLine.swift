@@ -120,7 +120,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             configuration = try Configuration.resolve(
                 commandLine: commandLineValues, environment: ProcessInfo.processInfo.environment)
         } catch {
-            handover.map { Takeover.reportStopping("\(error)", over: $0) }
+            if let handover { Takeover.reportStopping("\(error)", over: handover) }
             printError("quantum: \(error)")
             throw ExitCode(64)
         }
@@ -140,7 +140,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            handover.map { Takeover.reportStopping(ConfigurationFile.oneLine(error), over: $0) }
+            if let handover { Takeover.reportStopping(ConfigurationFile.oneLine(error), over: handover) }
             printError("quantum: \(ConfigurationFile.oneLine(error))")
             throw ExitCode.failure
         }

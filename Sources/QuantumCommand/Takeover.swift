@@ -10,7 +10,7 @@ import QuantumNode
 
 /// The new process's side of a rolling restart: the state, device and sockets it received
 /// from the daemon it replaces, and the steps that finish the takeover.
-struct Takeover {
+struct Takeover: Sendable {
     /// How long the predecessor may take to freeze and send its state.
     static let stateTimeoutMilliseconds = 30_000
     /// Largest state accepted (peer maps of many thousand nodes fit).
@@ -41,7 +41,7 @@ struct Takeover {
     static func receive(over channel: HandoverChannel, configuration: Configuration) async throws -> Takeover {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try receiveBlocking(over: channel, configuration: configuration) })
+                continuation.resume(with: Result(catching: { try receiveBlocking(over: channel, configuration: configuration) }))
             }
         }
     }
@@ -72,7 +72,7 @@ struct Takeover {
         adopted = true
         return Takeover(
             channel: channel, state: state,
-            device: TunDevice(adopting: state.deviceName, queues: message.fds.prefix(state.queueCount).map(PacketQueue.init)),
+            device: TunDevice(adopting: state.deviceName, queues: message.fds.prefix(state.queueCount).map { PacketQueue(fileDescriptor: $0) }),
             sockets: message.fds.dropFirst(state.queueCount).map { UDPSocket(adopting: $0, family: family) })
     }
 

@@ -78,7 +78,7 @@ public final class Session: @unchecked Sendable {
     }
 
     /// As the public initializer, but sending starts at `firstSendCounter` (tests of exhaustion).
-    init(keys: SessionKeys, workers: Int, now: UInt64, firstSendCounter: UInt64) throws(CryptoError) {
+    convenience init(keys: SessionKeys, workers: Int, now: UInt64, firstSendCounter: UInt64) throws(CryptoError) {
         try self.init(keys: keys, workers: workers, createdAt: now, firstSendCounter: firstSendCounter,
                       replayWindow: ReplayWindow())
     }

@@ -36,7 +36,7 @@ public final class HandoverChannel: Sendable {
             fds.withUnsafeBufferPointer { qt_send_fds(fileDescriptor, bytes.baseAddress, bytes.count, $0.baseAddress, UInt32($0.count)) }
         }
         guard sent >= 0 else { throw SystemError("send on the handover channel", code: -sent) }
-        try writeAll(header.withUnsafeBytes { Array($0[Int(sent)...]) })
+        try writeAll(Array(header[Int(sent)...]))
         try writeAll(payload)
     }
 

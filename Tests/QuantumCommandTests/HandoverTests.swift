@@ -37,7 +37,9 @@ final class HandoverTests: XCTestCase {
     func testBlobRoundTripCarriesEverythingAndWipesTheKeys() throws {
         let current = try snapshot()
         let previous = try snapshot()
-        let keys = current.keyMaterial + previous.keyMaterial
+        // Copies: encoding wipes the key bytes' storage, which `current` and `previous` share.
+        let (currentKeys, previousKeys) = (current.keyMaterial.map { $0 }, previous.keyMaterial.map { $0 })
+        let keys = currentKeys + previousKeys
         let link = PeerLink(privateIP: IPv4Address("10.99.0.2")!.value, endpoint: [1, 2, 3], current: current,
                             previous: previous, next: nil, newestTimestamp: TAI64N.now().bytes,
                             lastDataSent: 1, lastReceived: 2, lastDataReceived: 3)
@@ -49,8 +51,8 @@ final class HandoverTests: XCTestCase {
 
         let decoded = try HandoverCodec.decode(&blob)
         XCTAssertTrue(blob.allSatisfy { $0 == 0 }, "the received blob is wiped")
-        XCTAssertEqual(decoded.links[0].current?.keyMaterial, current.keyMaterial)
-        XCTAssertEqual(decoded.links[0].previous?.keyMaterial, previous.keyMaterial)
+        XCTAssertEqual(decoded.links[0].current?.keyMaterial, currentKeys)
+        XCTAssertEqual(decoded.links[0].previous?.keyMaterial, previousKeys)
         XCTAssertNil(decoded.links[0].next)
         var expected = current
         expected.keyMaterial = []

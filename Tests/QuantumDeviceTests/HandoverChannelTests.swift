@@ -14,7 +14,8 @@ final class HandoverChannelTests: XCTestCase {
         defer { close(pipeEnds[0]) }
         let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0) }
         // The payload exceeds the socket buffer: send from another thread while receiving.
-        let sender = Thread { try? a.send(kind: 4, payload: payload, fds: [pipeEnds[1]]) }
+        let writeEnd = pipeEnds[1]
+        let sender = Thread { try? a.send(kind: 4, payload: payload, fds: [writeEnd]) }
         sender.start()
         let message = try b.receive(timeoutMilliseconds: 5_000, maximumLength: 1 << 20)
         close(pipeEnds[1])
