@@ -112,14 +112,20 @@ final class NodePairTests: XCTestCase {
         return nil
     }
 
-    func testPacketsCrossBothWaysAfterHandshake() throws {
+    /// Two sides 10.99.4.1 and 10.99.4.2 that have exchanged a packet each way.
+    private func establishedPair(file: StaticString = #filePath, line: UInt = #line) throws -> (Side, Side) {
         let a = try makeSide("10.99.4.1")
         let b = try makeSide("10.99.4.2")
         connect([a, b])
         let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("hello b".utf8))
-        XCTAssertEqual(deliver(forth, from: a, to: b), forth)
+        XCTAssertEqual(deliver(forth, from: a, to: b), forth, file: file, line: line)
         let back = packet(from: "10.99.4.2", to: "10.99.4.1", payload: Array("hello a".utf8))
-        XCTAssertEqual(deliver(back, from: b, to: a), back)
+        XCTAssertEqual(deliver(back, from: b, to: a), back, file: file, line: line)
+        return (a, b)
+    }
+
+    func testPacketsCrossBothWaysAfterHandshake() throws {
+        let (a, b) = try establishedPair()
         XCTAssertGreaterThanOrEqual(a.node.counters()["handshakes_completed"] ?? 0, 1)
         XCTAssertGreaterThanOrEqual(b.node.counters()["rx_packets"] ?? 0, 1)
     }
@@ -128,13 +134,7 @@ final class NodePairTests: XCTestCase {
     /// same queue and socket; packets that arrived while frozen are delivered, and the peer
     /// notices nothing (no new handshake, every packet opens first time).
     func testPausedNodeHandsItsLinksToASuccessorWithoutLossOrHandshake() throws {
-        let a = try makeSide("10.99.4.1")
-        let b = try makeSide("10.99.4.2")
-        connect([a, b])
-        let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("before".utf8))
-        XCTAssertEqual(deliver(forth, from: a, to: b), forth)
-        let back = packet(from: "10.99.4.2", to: "10.99.4.1", payload: Array("before, back".utf8))
-        XCTAssertEqual(deliver(back, from: b, to: a), back)
+        let (a, b) = try establishedPair()
         let handshakes = b.node.counters()["handshakes_completed"]
 
         a.node.pause()
