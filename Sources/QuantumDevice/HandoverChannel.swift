@@ -1,5 +1,6 @@
 import CQuantumLinux
 import Glibc
+import Synchronization
 
 /// One end of the local stream socket (an `AF_UNIX` socketpair) over which a running
 /// daemon and the copy of itself that replaces it talk during a rolling restart.
@@ -11,6 +12,9 @@ import Glibc
 public final class HandoverChannel: Sendable {
     /// The socket's descriptor (the child learns its number through its environment).
     public let fileDescriptor: Int32
+    /// Set by `close()`: afterwards the descriptor number may belong to another file, so
+    /// nothing is sent or received through it.
+    private let closed = Atomic<Bool>(false)
 
     /// Wraps an open stream socket, e.g. one inherited from the parent process.
     public init(fileDescriptor: Int32) {
@@ -29,6 +33,7 @@ public final class HandoverChannel: Sendable {
     /// Sends one message, with `fds` attached to its first byte. The payload is written
     /// straight from the caller's buffer (nothing is copied that the caller cannot wipe).
     public func send(kind: UInt8, payload: [UInt8], fds: [Int32] = []) throws(SystemError) {
+        guard !closed.load(ordering: .acquiring) else { throw SystemError("send on the closed handover channel", code: EBADF) }
         let length = UInt32(payload.count)
         let header: [UInt8] = [kind, UInt8(length >> 24), UInt8(length >> 16 & 0xff),
                                UInt8(length >> 8 & 0xff), UInt8(length & 0xff)]
@@ -56,6 +61,7 @@ public final class HandoverChannel: Sendable {
     /// Throws `ETIMEDOUT` past that time, `ECONNRESET` when the other end closed first,
     /// `EMSGSIZE` for a payload longer than `maximumLength`.
     public func receive(timeoutMilliseconds: Int, maximumLength: Int) throws(SystemError) -> (kind: UInt8, payload: [UInt8], fds: [Int32]) {
+        guard !closed.load(ordering: .acquiring) else { throw SystemError("receive on the closed handover channel", code: EBADF) }
         let deadline = Self.now() + UInt64(timeoutMilliseconds) * 1_000_000
         var header = [UInt8](repeating: 0, count: 5)
         var fds: [Int32] = []
@@ -118,8 +124,9 @@ public final class HandoverChannel: Sendable {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
-    /// Closes the socket.
+    /// Closes the socket (once; later calls do nothing).
     public func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         _ = Glibc.close(fileDescriptor)
     }
 }

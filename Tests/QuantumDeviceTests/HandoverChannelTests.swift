@@ -49,5 +49,16 @@ final class HandoverChannelTests: XCTestCase {
         XCTAssertThrowsError(try d.receive(timeoutMilliseconds: 1_000, maximumLength: 100)) {
             XCTAssertEqual(($0 as? SystemError)?.code, ECONNRESET)
         }
+        // The next socket gets c's old descriptor number: c must not write into it.
+        let (e, f) = try HandoverChannel.pair()
+        defer {
+            e.close()
+            f.close()
+        }
+        XCTAssertEqual(e.fileDescriptor, c.fileDescriptor, "the descriptor number was reused")
+        XCTAssertThrowsError(try c.send(kind: 9, payload: [])) { XCTAssertEqual(($0 as? SystemError)?.code, EBADF) }
+        XCTAssertThrowsError(try f.receive(timeoutMilliseconds: 50, maximumLength: 100)) {
+            XCTAssertEqual(($0 as? SystemError)?.code, ETIMEDOUT, "nothing arrived through the reused number")
+        }
     }
 }
