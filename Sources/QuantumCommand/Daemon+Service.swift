@@ -20,13 +20,7 @@ extension Daemon {
     /// Once the node is up: a fresh start writes the pid file and says READY=1; a successor
     /// (which wrote the pid file before its predecessor let go) names itself the main process.
     static func announceUp(takeover: Takeover?, pidFile: PidFile, notifier: ServiceNotifier, logger: Logger) throws {
-        if takeover == nil {
-            do {
-                try pidFile.write(pid: getpid())
-            } catch {
-                throw StartupError(description: "cannot write the pid file \(pidFile.path): \(error)")
-            }
-        }
+        if takeover == nil { try pidFile.write(pid: getpid()) }
         if let problem = takeover == nil ? notifier.ready() : notifier.tookOver() {
             logger.warning("\(problem)")
         }

@@ -37,9 +37,14 @@ struct PidFile: Sendable {
         return .running(pid)
     }
 
-    /// Writes `pid` atomically: readers see the old content or the new, never a partial file.
-    func write(pid: Int32) throws {
-        try Data("\(pid)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    /// Writes `pid` atomically (mode 0644): readers see the old content or the new, never a
+    /// partial file. The error names the file and the system's reason.
+    func write(pid: Int32) throws(Daemon.StartupError) {
+        do {
+            try FileSystem.writeAtomically(Array("\(pid)\n".utf8), to: path, mode: 0o644)
+        } catch {
+            throw Daemon.StartupError(description: "cannot write the pid file \(path): \(error)")
+        }
     }
 
     /// Removes the file if it still names `pid` (a successor may already have replaced it).

@@ -6,6 +6,7 @@ QT_CASES+=(
     "reload_bad_config_refused 90"
     "reload_notify_socket 90"
     "pid_file_lifecycle 60"
+    "reload_failure_resumes 90"
 )
 
 # reload_once N: SIGHUP node N, follow it to its successor, and check the handover:
@@ -171,4 +172,35 @@ tc_pid_file_lifecycle() {
     [[ ${QT_EXIT[1]} == 0 ]] || qt_fail "n1 exited ${QT_EXIT[1]}" 1
     [[ ! -e $pidfile ]] || qt_fail "the pid file is still there after a normal stop" 1
     qt_log "figures: pid file written with $pid, second daemon refused, file removed on stop"
+}
+
+# The successor fails after the data path froze (its pid file cannot be written: the
+# path is now a directory): the old process resumes with its own sessions, and a
+# 100 Hz ping through it loses nothing.
+tc_reload_failure_resumes() {
+    local pidfile=$QT_WORK/n1.pid log lines pid
+    setup 2
+    qt_node_start 1
+    qt_node_start 2
+    wait_up 1 2
+    must_ping 2 1
+    qt_wait_for 10 test -s "$pidfile" || qt_fail "no pid file once n1 is up" 1
+    rm -f "$pidfile" && mkdir -p "$pidfile/blocker"
+    log=$(qt_node_log 1)
+    lines=$(wc -l <"$log")
+    pid=${QT_PID[1]}
+    qt_spawn "$(qt_ns 2)" "$QT_WORK/fast.ping" ping-fast ping -n -q -i 0.01 -W 1 -c 400 "${QT_IP[1]}"
+    QT_BGPING[fast]=$QT_LAST_PID
+    sleep 1
+    qt_step "SIGHUP n1 with an unwritable pid file"
+    kill -HUP "$pid"
+    qt_wait_for 20 logged_since 1 "$lines" "reload failed" || qt_fail "no 'reload failed' logged" 1
+    local line
+    line=$(tail -n +$((lines + 1)) "$log" | grep -m1 'reload failed')
+    [[ $line == *"resumed after"* ]] || qt_fail "the old process did not say it resumed: $line" 1
+    qt_node_alive 1 || qt_fail "n1 stopped after a failed reload" 1
+    qt_bgping_result fast 30 || qt_fail "the 100 Hz ping did not end with a summary" 1 2
+    ((QT_PING_TX > 0 && QT_PING_RX == QT_PING_TX)) ||
+        qt_fail "100 Hz ping n2 -> n1 lost $((QT_PING_TX - QT_PING_RX)) of $QT_PING_TX across the failed reload" 1 2
+    qt_log "figures: failed reload resumed: ${line#*reload failed: }; 100 Hz ping $QT_PING_RX/$QT_PING_TX"
 }
