@@ -69,7 +69,7 @@ public final class Session: @unchecked Sendable {
 
     /// A session from the keys of a completed handshake.
     /// - Parameters:
-    ///   - keys: the handshake's output; the keys are read, not retained.
+    ///   - keys: the handshake's output; the keys are kept (for `snapshot(now:)`) until `wipe()` or deinit.
     ///   - workers: number of worker threads that will seal and open (at least 1).
     ///   - now: the current monotonic time in nanoseconds.
     /// - Throws: `CryptoError` if OpenSSL cannot set up a cipher context.
