@@ -6,6 +6,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -127,4 +128,67 @@ int qt_has_cap_net_admin(void) {
 int qt_eventfd(void) {
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return fd < 0 ? -errno : fd;
+}
+
+int qt_send_fds(int sock, const void *data, size_t length, const int *fds, unsigned fd_count) {
+    if (fd_count > QT_MAX_PASSED_FDS) return -EINVAL;
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = length };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * QT_MAX_PASSED_FDS)];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd_count > 0) {
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * fd_count);
+    }
+    ssize_t sent;
+    do { sent = sendmsg(sock, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    return sent < 0 ? -errno : (int)sent;
+}
+
+int qt_recv_fds(int sock, void *data, size_t capacity, int *fds, unsigned fd_capacity, unsigned *fd_count) {
+    struct iovec iov = { .iov_base = data, .iov_len = capacity };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * QT_MAX_PASSED_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    *fd_count = 0;
+    ssize_t received;
+    do { received = recvmsg(sock, &message, MSG_CMSG_CLOEXEC); } while (received < 0 && errno == EINTR);
+    if (received < 0) return -errno;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        unsigned count = (unsigned)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *passed = (int *)CMSG_DATA(header);
+        for (unsigned i = 0; i < count; i++) {
+            if (*fd_count < fd_capacity) fds[(*fd_count)++] = passed[i];
+            else close(passed[i]);
+        }
+    }
+    if (message.msg_flags & MSG_CTRUNC) return -EMSGSIZE;
+    return (int)received;
+}
+
+int qt_spawn_keeping_fd(const char *path, char *const argv[], char *const envp[], int keep_fd, int *pid) {
+    posix_spawn_file_actions_t actions;
+    int result = posix_spawn_file_actions_init(&actions);
+    if (result != 0) return -result;
+    // dup2 onto itself clears FD_CLOEXEC in the child only (glibc >= 2.29, POSIX 2024).
+    result = posix_spawn_file_actions_adddup2(&actions, keep_fd, keep_fd);
+    if (result == 0) {
+        pid_t child;
+        result = posix_spawn(&child, path, &actions, NULL, argv, envp);
+        if (result == 0) *pid = child;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    return -result;
 }

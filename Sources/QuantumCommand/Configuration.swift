@@ -65,6 +65,8 @@ public struct Configuration: Sendable, Equatable {
 
     /// Whether this node offers LZ4 compression to its peers.
     public var compression: Bool { plugins.contains(.compression) }
+    /// Where the running daemon's PID is written.
+    public var pidFile: String
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -174,7 +176,8 @@ public struct Configuration: Sendable, Equatable {
             statsPort: try sources.required(OptionTable.statsPort).value,
             statsRoute: try sources.required(OptionTable.statsRoute).value,
             plugins: try resolvePlugins(sources),
-            datastoreRefreshInterval: refreshInterval)
+            datastoreRefreshInterval: refreshInterval,
+            pidFile: try sources.required(OptionTable.pidFile).value)
     }
 
     /// Reads a config file from disk.
@@ -303,6 +306,7 @@ extension Configuration: CustomStringConvertible {
             ("stats-address", statsAddress), ("stats-port", "\(statsPort)"), ("stats-route", statsRoute),
             ("plugins", plugins.isEmpty ? nil : plugins.map(\.rawValue).joined(separator: ",")),
             ("datastore-refresh-interval", "\(datastoreRefreshInterval)"),
+            ("pid-file", pidFile),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

@@ -16,8 +16,11 @@ public enum Daemon {
     }
 
     /// Runs a node until SIGINT or SIGTERM; ends with an error when its address is taken by
-    /// another machine (the caller exits 1).
-    public static func run(configuration: Configuration, logger: Logger) async throws {
+    /// another machine (the caller exits 1). With `handover`, this process takes over from
+    /// the running daemon that started it (rolling restart) instead of starting afresh.
+    public static func run(configuration: Configuration, logger: Logger, handover: HandoverChannel? = nil) async throws {
+        let pidFile = PidFile(path: configuration.pidFile)
+        if handover == nil { try checkPidFile(pidFile, logger: logger) }
         // Privileges first: nothing else (etcd included) is touched without them.
         try HostEnvironment.checkTunPrivileges()
 
@@ -35,7 +38,7 @@ public enum Daemon {
         let family: UDPSocket.Family = configuration.disableV6 ? .ipv4 : .ipv6
         var sockets: [UDPSocket] = []
         do {
-            for _ in 0..<configuration.workers {
+            for _ in 0..<(handover == nil ? configuration.workers : 0) {
                 sockets.append(try UDPSocket(family: family, bindAddress: configuration.listenIP,
                                              port: configuration.listenPort, ipv6Only: configuration.disableV4))
             }
@@ -51,8 +54,15 @@ public enum Daemon {
             tlsCert: configuration.datastoreTLSCert, tlsKey: configuration.datastoreTLSKey,
             tlsSkipVerify: configuration.datastoreTLSSkipVerify), logger: logger)
         do {
+            // A successor asks for the state only now that everything slow is done.
+            var takeover: Takeover?
+            if let handover {
+                takeover = try await Takeover.receive(over: handover, configuration: configuration)
+                sockets = takeover?.sockets ?? []
+            }
             try await serve(configuration: configuration, identity: identity, keyPair: keyPair,
-                            publicV4: publicV4, publicV6: publicV6, sockets: sockets, store: store, logger: logger)
+                            publicV4: publicV4, publicV6: publicV6, sockets: sockets, store: store,
+                            takeover: takeover, pidFile: pidFile, logger: logger)
         } catch {
             try? await store.shutdown()
             throw error
@@ -122,7 +132,7 @@ public enum Daemon {
 
     /// What the node comes up with: its address, the network, the peers it starts with, and the
     /// lease when the address is already claimed (nil when it came up from the local cache).
-    private struct Registration {
+    struct Registration {
         var address: IPv4Address
         var network: NetworkConfig
         var peers: [MappingUpdate]
@@ -135,7 +145,7 @@ public enum Daemon {
 
     private static func serve(configuration: Configuration, identity: Identity, keyPair: StaticKeyPair,
                               publicV4: IPv4Address?, publicV6: IPv6Address?, sockets: [UDPSocket],
-                              store: EtcdClient, logger: Logger) async throws {
+                              store: EtcdClient, takeover: Takeover?, pidFile: PidFile, logger: Logger) async throws {
         let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
         let makeMapping = { @Sendable (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
@@ -149,14 +159,18 @@ public enum Daemon {
             logger.warning("\(error); asking for any free address instead")
             preferred = nil
         }
-        let registration = try await register(configuration: configuration, registry: registry, identity: identity,
-                                              preferred: preferred, makeMapping: makeMapping, logger: logger)
+        let registration = if let takeover { takeover.registration } else {
+            try await register(configuration: configuration, registry: registry, identity: identity,
+                               preferred: preferred, makeMapping: makeMapping, logger: logger)
+        }
         let address = registration.address
 
         let device: TunDevice
         do {
-            device = try TunDevice(namePattern: configuration.deviceName, queueCount: configuration.workers)
-            try device.configure(address: address, network: registration.network.network, mtu: configuration.mtu)
+            device = try takeover?.device ?? TunDevice(namePattern: configuration.deviceName, queueCount: configuration.workers)
+            if takeover == nil {
+                try device.configure(address: address, network: registration.network.network, mtu: configuration.mtu)
+            }
         } catch {
             throw StartupError(description: "\(error)")
         }
@@ -172,9 +186,14 @@ public enum Daemon {
                             deviceName: device.name, onFatalError: { reportFatal.yield($0) },
                             compression: configuration.compression),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
-        if !registration.peers.isEmpty { node.apply(registration.peers) }
+        if let takeover {
+            try takeover.confirmRunning(node: node, pidFile: pidFile, logger: logger)
+        } else if !registration.peers.isEmpty {
+            node.apply(registration.peers)
+        }
         node.start()
         defer { node.stop() }
+        takeover?.logFreeze(logger: logger)
         let stats = try await startStatsEndpoint(configuration: configuration, node: node, registry: registry, logger: logger)
         defer { stats?.stop() }
 
@@ -190,6 +209,13 @@ public enum Daemon {
             no network CA is configured: any mapping in etcd is trusted, so etcd's access control \
             is this network's trust boundary
             """)
+        let notifier = ServiceNotifier(environment: ProcessInfo.processInfo.environment)
+        let lease = LeaseRecord()
+        try announceUp(takeover: takeover, pidFile: pidFile, notifier: notifier, logger: logger)
+        defer { pidFile.remove(ifHolding: getpid()) }
+        let restart = RollingRestart(configuration: configuration, node: node, device: device, sockets: sockets,
+                                     address: address, network: registration.network, lease: lease,
+                                     registry: registry, notifier: notifier, logger: logger)
 
         let signals = SignalWatcher([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
         defer { signals.cancel() }
@@ -197,15 +223,18 @@ public enum Daemon {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     try await runRegistered(registration, configuration: configuration, registry: registry,
-                                            makeMapping: makeMapping, node: node, logger: logger)
+                                            makeMapping: makeMapping, node: node, lease: lease, logger: logger)
                 }
                 group.addTask {
                     for await signal in signals.stream {
                         switch signal {
                         case SIGUSR1: logger.info("counters: \(node.counters())")
-                        case SIGHUP: logger.info("SIGHUP: reload is not supported yet; ignored")
+                        case SIGHUP:
+                            // The successor owns the device, mapping, lease and pid file now: no clean-up.
+                            if await restart.perform() { exit(0) }
                         default:
                             logger.info("stopping on \(signal == SIGINT ? "SIGINT" : "SIGTERM")")
+                            if let problem = notifier.stopping() { logger.warning("\(problem)") }
                             return
                         }
                     }
@@ -285,7 +314,7 @@ public enum Daemon {
     /// the local cache. Ends only by cancellation, or with ``RegistryError/addressLost(_:machineID:)``.
     private static func runRegistered(_ registration: Registration, configuration: Configuration,
                                       registry: NetworkRegistry, makeMapping: @escaping @Sendable (IPv4Address) -> Mapping,
-                                      node: Node, logger: Logger) async throws {
+                                      node: Node, lease leaseRecord: LeaseRecord, logger: Logger) async throws {
         let address = registration.address
         var network = registration.network
         let lease: Lease
@@ -305,6 +334,7 @@ public enum Daemon {
                 try await registry.reclaim(address, mapping: makeMapping(address), config: network)
             }
         }
+        leaseRecord.record(lease)
         let inForce = network
         let (keepAliveInterval, refreshWarning) = refreshInterval(configuration, leaseTimeSeconds: inForce.leaseTimeSeconds)
         if let refreshWarning { logger.warning("\(refreshWarning)") }
@@ -312,7 +342,7 @@ public enum Daemon {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await registry.runKeepAlive(lease: lease, mapping: makeMapping(address), config: inForce,
-                                                interval: keepAliveInterval)
+                                                interval: keepAliveInterval, onRenew: leaseRecord.record)
             }
             group.addTask {
                 await registry.runMappingSync(config: inForce, syncInterval: configuration.datastoreSyncInterval,

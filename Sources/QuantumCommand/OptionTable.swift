@@ -222,6 +222,11 @@ public enum OptionTable {
                 + "with keys from --data-dir); remove the option", short: short),
             parse: { _ in nil })
     }
+    static let pidFile = TypedOption<String>(spec: OptionSpec(
+        "pid-file", default: "/var/run/quantum.pid", valueName: "path",
+        summary: "File the running daemon's PID is written to (atomically, once it is up; removed on stop)",
+        expected: "a file path", short: "pf"),
+        parse: ValueParser.text)
 
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
@@ -234,6 +239,7 @@ public enum OptionTable {
         statsAddress.spec, statsPort.spec, statsRoute.spec,
         plugins.spec, datastoreRefreshInterval.spec, datastore.spec, networkBackend.spec,
         dtlsSkipVerify.spec, dtlsCACert.spec, dtlsCert.spec, dtlsKey.spec,
+        pidFile.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

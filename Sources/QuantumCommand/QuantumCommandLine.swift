@@ -97,6 +97,8 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     /// Upstream's `-v`; `--version` is ArgumentParser's own.
     @Flag(name: .customShort("v"), help: "Print the version and exit (same as --version)")
     var printVersion = false
+    @Option(name: OptionTable.pidFile.spec.names, help: help(OptionTable.pidFile))
+    var pidFile: String?
 
     public init() {}
 
@@ -140,6 +142,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.dtlsCACert.spec, dtlsCACert),
             (OptionTable.dtlsCert.spec, dtlsCert),
             (OptionTable.dtlsKey.spec, dtlsKey),
+            (OptionTable.pidFile.spec, pidFile),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }
@@ -151,11 +154,14 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             print(Self.configuration.version)
             return
         }
+        // Set when a running daemon started this process to take over (rolling restart).
+        let handover = Takeover.inheritedChannel()
         let configuration: Configuration
         do {
             configuration = try Configuration.resolve(
                 commandLine: commandLineValues, environment: ProcessInfo.processInfo.environment)
         } catch {
+            if let handover { Takeover.reportStopping("\(error)", over: handover) }
             printError("quantum: \(error)")
             throw ExitCode(64)
         }
@@ -172,10 +178,11 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             logger.warning("environment variable \(name) is not a quantum setting and is ignored\(suggestion.map { "; did you mean \($0)?" } ?? "")")
         }
         do {
-            try await Daemon.run(configuration: configuration, logger: logger)
+            try await Daemon.run(configuration: configuration, logger: logger, handover: handover)
         } catch let exit as ExitCode {
             throw exit
         } catch {
+            if let handover { Takeover.reportStopping(ConfigurationFile.oneLine(error), over: handover) }
             printError("quantum: \(ConfigurationFile.oneLine(error))")
             throw ExitCode.failure
         }

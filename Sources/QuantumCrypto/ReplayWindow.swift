@@ -8,7 +8,7 @@
 ///
 /// A plain value: not synchronized. `Session` keeps it behind a mutex.
 /// `check` and `accept` never allocate (the bitmap is allocated once at `init`).
-public struct ReplayWindow: Sendable {
+public struct ReplayWindow: Sendable, Codable, Equatable {
     /// Bits per bitmap word.
     public static let wordBits = 64
     /// Total bits in the ring bitmap.
@@ -28,6 +28,22 @@ public struct ReplayWindow: Sendable {
     /// An empty window that accepts any first counter.
     public init() {
         bitmap = [UInt64](repeating: 0, count: Self.wordCount)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case bitmap, highest, isEmpty
+    }
+
+    /// Decodes a window carried to another process; refuses a bitmap of the wrong size.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        bitmap = try container.decode([UInt64].self, forKey: .bitmap)
+        highest = try container.decode(UInt64.self, forKey: .highest)
+        isEmpty = try container.decode(Bool.self, forKey: .isEmpty)
+        guard bitmap.count == Self.wordCount else {
+            throw DecodingError.dataCorruptedError(forKey: .bitmap, in: container,
+                                                   debugDescription: "a replay bitmap has \(Self.wordCount) words, not \(bitmap.count)")
+        }
     }
 
     /// Whether `counter` would be accepted now. Does not record it.

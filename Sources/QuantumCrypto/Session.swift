@@ -1,4 +1,5 @@
 import Crypto
+import Glibc
 import Synchronization
 
 /// Limits on a session's lifetime, after the WireGuard paper's timers. Times are
@@ -60,12 +61,15 @@ public final class Session: @unchecked Sendable {
     private let sendContexts: [AESGCMContext]
     private let receiveContexts: [AESGCMContext]
     private let sendCounter: Atomic<UInt64>
-    private let replayWindow = Mutex(ReplayWindow())
+    private let replayWindow: Mutex<ReplayWindow>
     private let isWiped = Atomic<Bool>(false)
+    /// The raw keys, kept only so that `snapshot(now:)` can hand the session to the process
+    /// that replaces this one; `SymmetricKey` zeroes them when released (at `wipe()` or deinit).
+    private var keys: (sending: SymmetricKey, receiving: SymmetricKey)?
 
     /// A session from the keys of a completed handshake.
     /// - Parameters:
-    ///   - keys: the handshake's output; the keys are read, not retained.
+    ///   - keys: the handshake's output; the keys are kept (for `snapshot(now:)`) until `wipe()` or deinit.
     ///   - workers: number of worker threads that will seal and open (at least 1).
     ///   - now: the current monotonic time in nanoseconds.
     /// - Throws: `CryptoError` if OpenSSL cannot set up a cipher context.
@@ -74,7 +78,13 @@ public final class Session: @unchecked Sendable {
     }
 
     /// As the public initializer, but sending starts at `firstSendCounter` (tests of exhaustion).
-    init(keys: SessionKeys, workers: Int, now: UInt64, firstSendCounter: UInt64) throws(CryptoError) {
+    convenience init(keys: SessionKeys, workers: Int, now: UInt64, firstSendCounter: UInt64) throws(CryptoError) {
+        try self.init(keys: keys, workers: workers, createdAt: now, firstSendCounter: firstSendCounter,
+                      replayWindow: ReplayWindow())
+    }
+
+    private init(keys: SessionKeys, workers: Int, createdAt: UInt64, firstSendCounter: UInt64,
+                 replayWindow: ReplayWindow) throws(CryptoError) {
         precondition(workers > 0, "a session needs at least one worker")
         var sending: [AESGCMContext] = []
         var receiving: [AESGCMContext] = []
@@ -85,10 +95,12 @@ public final class Session: @unchecked Sendable {
         sendContexts = sending
         receiveContexts = receiving
         sendCounter = Atomic(firstSendCounter)
+        self.replayWindow = Mutex(replayWindow)
         localIndex = keys.localIndex
         remoteIndex = keys.remoteIndex
         isInitiator = keys.isInitiator
-        createdAt = now
+        self.createdAt = createdAt
+        self.keys = (keys.sendingKey, keys.receivingKey)
     }
 
     private static func context(_ key: SymmetricKey) throws(CryptoError) -> AESGCMContext {
@@ -184,11 +196,83 @@ public final class Session: @unchecked Sendable {
     /// finished its current batch).
     public func wipe() {
         isWiped.store(true, ordering: .releasing)
+        keys = nil
         for context in sendContexts { context.wipe() }
         for context in receiveContexts { context.wipe() }
     }
 
     private func age(now: UInt64) -> UInt64 {
         now > createdAt ? now - createdAt : 0
+    }
+}
+
+// Handing a live session to another process (the rolling restart): the only way raw
+// keys leave a `Session`. The snapshot is taken while no worker seals or opens with the
+// session (the data path is stopped), and the session it came from must never seal
+// again once the snapshot's holder may have, or counters (GCM nonces) would repeat.
+extension Session {
+    /// A session's complete state: indices, role, where its send counter stands, its replay
+    /// window, its age, and its keys.
+    ///
+    /// `Codable` covers everything except `keyMaterial`, which the coding keys leave out so
+    /// that key bytes never pass through an encoder's buffers: carry it separately and
+    /// wipe it (`Session.wipe(_:)`) after use.
+    public struct Snapshot: Codable, Sendable, Equatable {
+        public var localIndex: UInt32
+        public var remoteIndex: UInt32
+        public var isInitiator: Bool
+        /// The counter the next sealed message will use.
+        public var nextSendCounter: UInt64
+        public var replayWindow: ReplayWindow
+        /// Nanoseconds since the session was established.
+        public var age: UInt64
+        /// The sending key followed by the receiving key (`keyMaterialSize` bytes), or empty
+        /// when not yet attached.
+        public var keyMaterial: [UInt8] = []
+
+        /// Bytes of `keyMaterial`: two AES-256 keys.
+        public static let keyMaterialSize = 2 * AESGCMContext.keySize
+
+        enum CodingKeys: String, CodingKey {
+            case localIndex, remoteIndex, isInitiator, nextSendCounter, replayWindow, age
+        }
+    }
+
+    /// The session's state at `now`; nil once wiped. Call only while no worker uses the session.
+    public func snapshot(now: UInt64) -> Snapshot? {
+        guard let keys, !isWiped.load(ordering: .acquiring) else { return nil }
+        var material = keys.sending.withUnsafeBytes { Array($0) }
+        keys.receiving.withUnsafeBytes { material.append(contentsOf: $0) }
+        return Snapshot(localIndex: localIndex, remoteIndex: remoteIndex, isInitiator: isInitiator,
+                        nextSendCounter: sendCounter.load(ordering: .relaxed),
+                        replayWindow: replayWindow.withLock { $0 }, age: now > createdAt ? now - createdAt : 0,
+                        keyMaterial: material)
+    }
+
+    /// Continues a session from a snapshot: sending resumes at its counter, the replay window
+    /// is the snapshot's, and the age carries over (so rekey and expiry times are unchanged).
+    /// - Throws: `CryptoError.invalidKeyLength` unless `keyMaterial` holds both keys.
+    public convenience init(restoring snapshot: Snapshot, workers: Int, now: UInt64) throws(CryptoError) {
+        guard snapshot.keyMaterial.count == Snapshot.keyMaterialSize else {
+            throw .invalidKeyLength(what: "session key material", expected: Snapshot.keyMaterialSize,
+                                    actual: snapshot.keyMaterial.count)
+        }
+        let half = AESGCMContext.keySize
+        let keys = SessionKeys(sendingKey: SymmetricKey(data: snapshot.keyMaterial[..<half]),
+                               receivingKey: SymmetricKey(data: snapshot.keyMaterial[half...]),
+                               localIndex: snapshot.localIndex, remoteIndex: snapshot.remoteIndex,
+                               isInitiator: snapshot.isInitiator)
+        try self.init(keys: keys, workers: workers, createdAt: now > snapshot.age ? now - snapshot.age : 0,
+                      firstSendCounter: snapshot.nextSendCounter, replayWindow: snapshot.replayWindow)
+    }
+
+    /// Overwrites the storage of `bytes` with zeros in a way the optimizer cannot drop (key
+    /// material, buffers that held it). The storage itself is wiped, without the copy a
+    /// mutation of a shared array would make: every array sharing it reads zeros afterwards.
+    public static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+            explicit_bzero(UnsafeMutableRawPointer(mutating: base), buffer.count)
+        }
     }
 }

@@ -7,7 +7,7 @@ import QuantumCore
 /// Each worker owns one queue (`IFF_MULTI_QUEUE`), so the kernel spreads flows
 /// across workers. The device is not persistent: it disappears when the last
 /// queue is closed, which is also what happens when the process exits.
-public final class TunDevice {
+public final class TunDevice: Sendable {
     /// The interface name the kernel chose (e.g. `quantum0`).
     public let name: String
     /// One queue per worker.
@@ -28,6 +28,14 @@ public final class TunDevice {
             name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             queues.append(PacketQueue(fileDescriptor: fd))
         }
+        self.name = name
+        self.queues = queues
+    }
+
+    /// Takes over the queues of an existing device, e.g. descriptors handed over by the
+    /// process this one replaces: the device, its address and routes stay as they are.
+    public init(adopting name: String, queues: [PacketQueue]) {
+        precondition(!queues.isEmpty)
         self.name = name
         self.queues = queues
     }

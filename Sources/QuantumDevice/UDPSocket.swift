@@ -84,6 +84,13 @@ public struct UDPSocket: Sendable {
         self.family = family
     }
 
+    /// Takes over an open, bound, non-blocking socket of `family` (e.g. one handed over by
+    /// the process this one replaces).
+    public init(adopting fileDescriptor: Int32, family: Family) {
+        self.fileDescriptor = fileDescriptor
+        self.family = family
+    }
+
     /// The local port the socket is bound to (useful when bound to port 0).
     public var localPort: UInt16 {
         var address = sockaddr_in6()

@@ -112,6 +112,8 @@ final class ControlPlane: @unchecked Sendable {
     private let inbox = Mutex(Inbox())
     private let wakeup = DispatchSemaphore(value: 0)
     private let running = Atomic<Bool>(true)
+    /// Set by `pause()`: the loop ends without withdrawing the sessions.
+    private let keepsSessionsOnExit = Atomic<Bool>(false)
 
     /// Peers that own their mapping's public key (the only ones with routes and sessions).
     var peers: [IPv4Address: Peer] = [:]
@@ -184,16 +186,33 @@ final class ControlPlane: @unchecked Sendable {
 
     /// Stops the control loop.
     func stop() {
+        keepsSessionsOnExit.store(false, ordering: .relaxed)
         running.store(false, ordering: .relaxed)
         wakeup.signal()
     }
 
-    /// The control loop; returns after `stop()`, having withdrawn every session.
+    /// Stops the control loop but keeps every peer, session and the published table, so
+    /// that `run()` can carry on later or the state can be handed over.
+    func pause() {
+        keepsSessionsOnExit.store(true, ordering: .relaxed)
+        running.store(false, ordering: .relaxed)
+        wakeup.signal()
+    }
+
+    /// Lets `run()` loop again after `pause()` (call before starting its thread).
+    func prepareToResume() {
+        keepsSessionsOnExit.store(false, ordering: .relaxed)
+        running.store(true, ordering: .relaxed)
+    }
+
+    /// The control loop; returns after `stop()`, having withdrawn every session, or after
+    /// `pause()`, keeping them.
     func run() {
         while running.load(ordering: .relaxed) {
             _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(nanosecondsUntilDue(now: clock.now()))))
             step()
         }
+        guard !keepsSessionsOnExit.load(ordering: .relaxed) else { return }
         for peer in peers.values { peer.forgetSessions() }
         tables.publish(.empty)
     }

@@ -131,6 +131,36 @@ public final class Node: Sendable {
             peers: control.peerStates(now: monotonicNanoseconds()))
     }
 
+    /// Freezes the data path for a handover: stops every thread (each worker finishes the
+    /// batch in hand) and waits for them, keeping peers, sessions and the table. Packets
+    /// that arrive meanwhile wait in the kernel's queues of the TUN device and sockets.
+    public func pause() {
+        workers.forEach { $0.stop() }
+        control.pause()
+        finished.wait()
+    }
+
+    /// Restarts the threads of a paused node where they stopped.
+    public func resume() {
+        control.prepareToResume()
+        workers.forEach { $0.prepareToResume() }
+        start()
+    }
+
+    /// The live link of every peer, for the process that replaces this one. Call only
+    /// while the node is paused: afterwards this node must not seal with these sessions
+    /// again unless the new process is known never to have used them.
+    public func links() -> [PeerLink] {
+        control.links(now: monotonicNanoseconds())
+    }
+
+    /// Before `start()`: installs a handed-over peer map and the links of the process this
+    /// one replaces (wiping their key bytes). Returns the sessions installed and a line per
+    /// link that was dropped.
+    public func restore(mappings: [MappingUpdate], links: inout [PeerLink]) -> (sessions: Int, problems: [String]) {
+        control.restore(mappings: mappings, links: &links, now: monotonicNanoseconds())
+    }
+
     /// Stops every thread and waits for them, wiping session keys.
     public func stop() {
         workers.forEach { $0.stop() }

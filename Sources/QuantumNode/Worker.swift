@@ -88,6 +88,12 @@ final class Worker: @unchecked Sendable {
         poller.wake()
     }
 
+    /// Lets `run()` loop again after `stop()` (call before starting its thread).
+    func prepareToResume() {
+        poller.clearWake()
+        running.store(true, ordering: .relaxed)
+    }
+
     /// The worker loop; returns after `stop()` or a fatal TUN error.
     func run() {
         while running.load(ordering: .relaxed) {

@@ -16,7 +16,7 @@ final class UpstreamOptionTests: XCTestCase {
         "dtls-skip-verify": "dtsv", "dtls-ca-cert": "dtca", "dtls-cert": "dtc", "dtls-key": "dtk",
         "network": "nw", "network-static-range": "nsr", "network-floating-range": "nfr",
         "network-backend": "nb", "network-lease-time": "nlt",
-        "stats-route": "sr", "stats-address": "sa", "stats-port": "sp",
+        "stats-route": "sr", "stats-address": "sa", "stats-port": "sp", "pid-file": "pf",
     ]
 
     func testEveryUpstreamShortNameParsesToItsLongOption() throws {

@@ -176,7 +176,7 @@ final class SessionTests: XCTestCase {
 }
 
 /// A sealed transport message carrying `payload`, from `sender` on `worker`.
-private func sealed(_ payload: [UInt8], by sender: Session, worker: Int = 0, flags: UInt8 = 0) -> [UInt8]? {
+func sealed(_ payload: [UInt8], by sender: Session, worker: Int = 0, flags: UInt8 = 0) -> [UInt8]? {
     var buffer = [UInt8](repeating: 0xEE, count: payload.count + WireFormat.transportOverhead)
     buffer.replaceSubrange(16..<(16 + payload.count), with: payload)
     guard let length = buffer.withUnsafeMutableBytes({ sender.seal($0.baseAddress!, payloadLength: payload.count, worker: worker, flags: flags) }) else {
@@ -187,7 +187,7 @@ private func sealed(_ payload: [UInt8], by sender: Session, worker: Int = 0, fla
 }
 
 /// Opens a copy of `message` with `receiver`; returns the result and the plaintext if any.
-private func open(_ message: [UInt8], by receiver: Session, worker: Int = 0) -> (OpenResult, [UInt8]?) {
+func open(_ message: [UInt8], by receiver: Session, worker: Int = 0) -> (OpenResult, [UInt8]?) {
     var copy = message
     let result = copy.withUnsafeMutableBytes { receiver.open($0, worker: worker) }
     guard case let .payload(offset, length) = result else { return (result, nil) }

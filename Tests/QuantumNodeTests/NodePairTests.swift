@@ -16,6 +16,10 @@ final class NodePairTests: XCTestCase {
         let kernel: PacketQueue
         let mapping: Mapping
         let keyPair: StaticKeyPair
+        /// The engine's ends of the TUN queue and the socket (to hand them to a successor).
+        let queue: PacketQueue
+        let socket: UDPSocket
+        let settings: Node.Settings
     }
 
     private var started: [Node] = []
@@ -60,7 +64,8 @@ final class NodePairTests: XCTestCase {
                               publicKey: keyPair.publicKey)
         started.append(node)
         node.start()
-        return Side(node: node, kernel: kernelEnd, mapping: mapping, keyPair: keyPair)
+        return Side(node: node, kernel: kernelEnd, mapping: mapping, keyPair: keyPair, queue: engineEnd, socket: socket,
+                    settings: settings)
     }
 
     private func connect(_ sides: [Side]) {
@@ -107,16 +112,64 @@ final class NodePairTests: XCTestCase {
         return nil
     }
 
-    func testPacketsCrossBothWaysAfterHandshake() throws {
+    /// Two sides 10.99.4.1 and 10.99.4.2 that have exchanged a packet each way.
+    private func establishedPair(file: StaticString = #filePath, line: UInt = #line) throws -> (Side, Side) {
         let a = try makeSide("10.99.4.1")
         let b = try makeSide("10.99.4.2")
         connect([a, b])
         let forth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("hello b".utf8))
-        XCTAssertEqual(deliver(forth, from: a, to: b), forth)
+        XCTAssertEqual(deliver(forth, from: a, to: b), forth, file: file, line: line)
         let back = packet(from: "10.99.4.2", to: "10.99.4.1", payload: Array("hello a".utf8))
-        XCTAssertEqual(deliver(back, from: b, to: a), back)
+        XCTAssertEqual(deliver(back, from: b, to: a), back, file: file, line: line)
+        return (a, b)
+    }
+
+    func testPacketsCrossBothWaysAfterHandshake() throws {
+        let (a, b) = try establishedPair()
         XCTAssertGreaterThanOrEqual(a.node.counters()["handshakes_completed"] ?? 0, 1)
         XCTAssertGreaterThanOrEqual(b.node.counters()["rx_packets"] ?? 0, 1)
+    }
+
+    /// A rolling restart inside one process: a paused node's links go to a new node built on the
+    /// same queue and socket; packets that arrived while frozen are delivered, and the peer
+    /// notices nothing (no new handshake, every packet opens first time).
+    func testPausedNodeHandsItsLinksToASuccessorWithoutLossOrHandshake() throws {
+        let (a, b) = try establishedPair()
+        let handshakes = b.node.counters()["handshakes_completed"]
+
+        a.node.pause()
+        let frozenForth = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("sent while frozen".utf8))
+        let frozenBack = packet(from: "10.99.4.2", to: "10.99.4.1", payload: Array("received while frozen".utf8))
+        send(frozenForth, into: a)
+        send(frozenBack, into: b)
+        XCTAssertNil(receive(from: b, seconds: 0.3), "a frozen node reads nothing")
+
+        var links = a.node.links()
+        XCTAssertEqual(links.count, 1)
+        var logger = Logger(label: "successor")
+        logger.logLevel = .warning
+        let successor = try Node(settings: a.settings, keyPair: a.keyPair, queues: [a.queue], sockets: [a.socket], logger: logger)
+        started.append(successor)
+        let (sessions, problems) = successor.restore(
+            mappings: [MappingUpdate(address: b.mapping.privateIP, mapping: b.mapping, createRevision: 1)], links: &links)
+        XCTAssertGreaterThanOrEqual(sessions, 1)
+        XCTAssertEqual(problems, [])
+        XCTAssertTrue(links.allSatisfy { $0.current?.keyMaterial.allSatisfy { $0 == 0 } ?? true }, "handed keys are wiped")
+        successor.start()
+
+        XCTAssertEqual(receive(from: b), frozenForth, "the packet that waited in the TUN queue")
+        XCTAssertEqual(receive(from: a), frozenBack, "the packet that waited in the socket")
+        for round in 0..<5 {
+            let there = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("after \(round)".utf8))
+            send(there, into: a)
+            XCTAssertEqual(receive(from: b), there, "first try: no handshake needed")
+            let home = packet(from: "10.99.4.2", to: "10.99.4.1", payload: Array("after, back \(round)".utf8))
+            send(home, into: b)
+            XCTAssertEqual(receive(from: a), home)
+        }
+        XCTAssertEqual(b.node.counters()["handshakes_completed"], handshakes, "the peer saw no new handshake")
+        XCTAssertEqual(successor.counters()["handshakes_initiated"], 0)
+        XCTAssertEqual(b.node.counters()["drop_replay"], 0, "no counter was used twice")
     }
 
     func testFirstPacketWaitsForTheHandshakeInsteadOfBeingDropped() throws {

@@ -366,7 +366,8 @@ qt_node_start() {
     log=$(qt_node_log "$n")
     mkdir -p "$data"
     local cmd=("$QT_BIN" --datastore-endpoints "$QT_ENDPOINTS" --data-dir "$data"
-        --listen-port "$QT_PORT" --device-name "$QT_DEV" --log-level "$QT_LOG_LEVEL" "$@")
+        --listen-port "$QT_PORT" --device-name "$QT_DEV" --log-level "$QT_LOG_LEVEL"
+        --pid-file "$QT_WORK/n$n.pid" "$@")
     if [[ -n "${QT_GATE:-}" ]]; then
         # shellcheck disable=SC2016
         cmd=(/bin/sh -c 'while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@"' "$QT_GATE" "${cmd[@]}")
@@ -374,6 +375,26 @@ qt_node_start() {
     printf '==== %(%H:%M:%S)T start n%s in %s: %s\n' -1 "$n" "$ns" "${cmd[*]}" >>"$log"
     qt_spawn "$ns" "$log" "n$n" "${cmd[@]}"
     QT_PID[n]=$QT_LAST_PID
+}
+
+# qt_node_follow N [TIMEOUT_S=10]: after a rolling restart (SIGHUP) of node N, wait
+# (bounded) for its pid file ($QT_WORK/nN.pid) to name a new live process, record
+# that PID (cleanup then still kills only processes this test started) and make it
+# QT_PID[N]; the previous PID is left in QT_OLD_PID. Fails if no new PID appears.
+qt_node_follow() {
+    local n=$1 t=${2:-10} end pid
+    QT_OLD_PID=${QT_PID[n]}
+    end=$((SECONDS + t))
+    while ((SECONDS < end)); do
+        pid=$(cat "$QT_WORK/n$n.pid" 2>/dev/null)
+        if [[ -n $pid && $pid != "$QT_OLD_PID" ]] && qt_alive "$pid"; then
+            qt_record_pid "$pid" "n$n"
+            QT_PID[n]=$pid
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
 }
 
 # qt_node_alive N

@@ -4,8 +4,9 @@
   tcpxfer.py recv ADDR PORT OUT [--ready FILE] [--timeout S]
       listen on ADDR:PORT, accept one connection, hash everything received
       until EOF, write "<sha256> <bytes>" to OUT. FILE is created once listening.
-  tcpxfer.py send ADDR PORT FILE [--timeout S]
-      connect (retrying until the timeout), send FILE, close; prints
+  tcpxfer.py send ADDR PORT FILE [--timeout S] [--rate BYTES_PER_S]
+      connect (retrying until the timeout), send FILE (paced to the rate if
+      given, so a stream can run without saturating the path), close; prints
       "<sha256> <bytes>" of what was sent.
 """
 import argparse
@@ -53,6 +54,7 @@ def send(a):
             time.sleep(0.5)
     s.settimeout(a.timeout)
     h, n = hashlib.sha256(), 0
+    start = time.monotonic()
     with open(a.file, "rb") as f:
         while True:
             b = f.read(1 << 16)
@@ -61,6 +63,10 @@ def send(a):
             s.sendall(b)
             h.update(b)
             n += len(b)
+            if a.rate:
+                ahead = start + n / a.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
     s.shutdown(socket.SHUT_WR)
     s.recv(1)  # wait for the receiver to close: all bytes were read
     s.close()
@@ -81,6 +87,7 @@ def main():
     s.add_argument("port", type=int)
     s.add_argument("file")
     s.add_argument("--timeout", type=float, default=120)
+    s.add_argument("--rate", type=float, default=0)
     a = ap.parse_args()
     recv(a) if a.cmd == "recv" else send(a)
     return 0

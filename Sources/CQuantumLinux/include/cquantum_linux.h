@@ -50,4 +50,21 @@ int qt_eventfd(void);
 /// Whether the calling process has CAP_NET_ADMIN in its effective set (1/0), or -errno.
 int qt_has_cap_net_admin(void);
 
+/// Most descriptors one qt_send_fds/qt_recv_fds call carries.
+#define QT_MAX_PASSED_FDS 128
+
+/// Sends `length` bytes of `data` on the stream socket `sock` together with `fd_count`
+/// descriptors (SCM_RIGHTS), in one sendmsg. Returns bytes sent or -errno.
+int qt_send_fds(int sock, const void *data, size_t length, const int *fds, unsigned fd_count);
+
+/// Receives up to `capacity` bytes from `sock`, and any descriptors passed with them
+/// (made close-on-exec, at most `fd_capacity`; `*fd_count` receives how many).
+/// Returns bytes received (0 at end of stream) or -errno; -EMSGSIZE if descriptors were cut off.
+int qt_recv_fds(int sock, void *data, size_t capacity, int *fds, unsigned fd_capacity, unsigned *fd_count);
+
+/// Starts `path` with `argv` and `envp` (NULL-terminated) through posix_spawn, keeping
+/// descriptor `keep_fd` open in the child (its close-on-exec flag is cleared there only).
+/// Returns 0 and the child's pid in `*pid`, or -errno.
+int qt_spawn_keeping_fd(const char *path, char *const argv[], char *const envp[], int keep_fd, int *pid);
+
 #endif
