@@ -112,6 +112,9 @@ tc_cap_net_admin_not_root() {
     chmod 0755 "$wrapper"
     QT_DATA[1]=$QT_WORK/n1.data
     install -d -m 0700 -o 65534 -g 65534 "${QT_DATA[1]}"
+    # The pid file's directory must be writable by the daemon's user, as /run/quantum is under the unit.
+    install -d -m 0755 -o 65534 -g 65534 "$QT_WORK/n1.run"
+    QT_PIDFILE[1]=$QT_WORK/n1.run/quantum.pid
     QT_BIN=$wrapper qt_node_start 1
     qt_node_start 2
     wait_up 1 2

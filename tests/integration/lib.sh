@@ -35,7 +35,7 @@ QT_DEV=quantum0                     # TUN device name passed to every node
 QT_ENDPOINTS=$QT_HUB_IP:$QT_ETCD_PORT             # --datastore-endpoints of the nodes
 QT_ETCDCTL_URL=http://127.0.0.1:$QT_ETCD_PORT     # what qt_etcdctl talks to (from the hub)
 
-declare -a QT_PID=() QT_DATA=() QT_IP=() QT_EXIT=() QT_ETCD_PIDS=()
+declare -a QT_PID=() QT_DATA=() QT_PIDFILE=() QT_IP=() QT_EXIT=() QT_ETCD_PIDS=()
 declare -A QT_BGPING=()
 
 qt_log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -354,7 +354,7 @@ qt_node_log() { printf '%s\n' "$QT_WORK/n$1.log"; }
 
 # qt_node_start N [DAEMON ARGS...]: start quantum in node N's namespace with
 # data dir ${QT_DATA[N]} (default $QT_WORK/n$N.data; set QT_DATA[N] first to
-# choose another). PID in QT_PID[N]. If QT_GATE is set to a path, the daemon
+# choose another) and pid file ${QT_PIDFILE[N]} (default $QT_WORK/n$N.pid). PID in QT_PID[N]. If QT_GATE is set to a path, the daemon
 # is exec'd only once that file exists (to start several nodes at one instant).
 qt_node_start() {
     local n=$1 ns data log
@@ -363,11 +363,12 @@ qt_node_start() {
     ns=$(qt_ns "$n")
     data=${QT_DATA[n]:-$QT_WORK/n$n.data}
     QT_DATA[n]=$data
+    QT_PIDFILE[n]=${QT_PIDFILE[n]:-$QT_WORK/n$n.pid}
     log=$(qt_node_log "$n")
     mkdir -p "$data"
     local cmd=("$QT_BIN" --datastore-endpoints "$QT_ENDPOINTS" --data-dir "$data"
         --listen-port "$QT_PORT" --device-name "$QT_DEV" --log-level "$QT_LOG_LEVEL"
-        --pid-file "$QT_WORK/n$n.pid" "$@")
+        --pid-file "${QT_PIDFILE[n]}" "$@")
     if [[ -n "${QT_GATE:-}" ]]; then
         # shellcheck disable=SC2016
         cmd=(/bin/sh -c 'while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@"' "$QT_GATE" "${cmd[@]}")
@@ -378,7 +379,7 @@ qt_node_start() {
 }
 
 # qt_node_follow N [TIMEOUT_S=10]: after a rolling restart (SIGHUP) of node N, wait
-# (bounded) for its pid file ($QT_WORK/nN.pid) to name a new live process, record
+# (bounded) for its pid file (${QT_PIDFILE[N]}) to name a new live process, record
 # that PID (cleanup then still kills only processes this test started) and make it
 # QT_PID[N]; the previous PID is left in QT_OLD_PID. Fails if no new PID appears.
 qt_node_follow() {
@@ -386,7 +387,7 @@ qt_node_follow() {
     QT_OLD_PID=${QT_PID[n]}
     end=$((SECONDS + t))
     while ((SECONDS < end)); do
-        pid=$(cat "$QT_WORK/n$n.pid" 2>/dev/null)
+        pid=$(cat "${QT_PIDFILE[n]}" 2>/dev/null)
         if [[ -n $pid && $pid != "$QT_OLD_PID" ]] && qt_alive "$pid"; then
             qt_record_pid "$pid" "n$n"
             QT_PID[n]=$pid
