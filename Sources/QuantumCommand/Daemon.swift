@@ -139,7 +139,7 @@ public enum Daemon {
         let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
         let makeMapping = { @Sendable (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
-                    port: configuration.listenPort, publicKey: keyPair.publicKey)
+                    port: configuration.listenPort, publicKey: keyPair.publicKey, floating: configuration.floatingIPs)
         }
         let preferred: IPv4Address?
         do {
@@ -151,6 +151,8 @@ public enum Daemon {
         let registration = try await register(configuration: configuration, registry: registry, identity: identity,
                                               preferred: preferred, makeMapping: makeMapping, logger: logger)
         let address = registration.address
+        try await checkRoutingRoles(configuration, network: registration.network, registry: registry, store: store,
+                                    cached: registration.peers, logger: logger)
 
         let device: TunDevice
         do {
@@ -168,11 +170,18 @@ public enum Daemon {
             settings: .init(privateIP: address, mtu: configuration.mtu,
                             useIPv4: !configuration.disableV4, useIPv6: !configuration.disableV6,
                             removalGrace: nanoseconds(configuration.datastoreSyncInterval * 2),
-                            deviceName: device.name, onFatalError: { reportFatal.yield($0) }),
+                            deviceName: device.name, onFatalError: { reportFatal.yield($0) },
+                            network: registration.network.network, gateway: configuration.gateway,
+                            servesGateway: configuration.serveGateway),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         if !registration.peers.isEmpty { node.apply(registration.peers) }
         node.start()
         defer { node.stop() }
+        let roles = try GatewayRoles.setUp(configuration, device: device.name, network: registration.network.network,
+                                           sockets: sockets, logger: logger)
+        defer { roles.tearDown(logger: logger) }
+        let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
+                                        network: registration.network, logger: logger)
 
         let port = sockets[0].localPort
         logger.info("""
@@ -209,11 +218,16 @@ public enum Daemon {
                 group.addTask {
                     for await message in fatalErrors { throw StartupError(description: message) }
                 }
+                group.addTask { [deviceName = device.name] in
+                    await runFloatingIPs(floating, node: node, device: deviceName,
+                                         syncInterval: configuration.datastoreSyncInterval, logger: logger)
+                }
                 // The first to end: a stop signal, the datastore side with an error, or a
                 // data-path failure the engine cannot recover from.
                 try await group.next()
                 group.cancelAll()
             }
+            await releaseFloatingIPs(floating)
         } catch let error as RegistryError {
             throw StartupError(description: error.description)
         }

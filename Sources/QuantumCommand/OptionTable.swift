@@ -161,6 +161,36 @@ public enum OptionTable {
         expected: "one of trace, debug, info, notice, warning, error, critical"),
         parse: ValueParser.logLevel)
 
+    static let floatingIPs = TypedOption<[IPv4Address]>(spec: OptionSpec(
+        "floating-ips", default: nil, shown: "none", valueName: "addresses",
+        summary: "Comma-separated floating IPs (inside --network-floating-range) this node competes to serve",
+        expected: "a comma-separated list of distinct IPv4 addresses such as 10.99.2.1,10.99.2.2", acceptsList: true),
+        parse: ValueParser.ipv4List)
+
+    static let datastoreFloatingIPTTL = TypedOption<Int64>(spec: OptionSpec(
+        "datastore-floating-ip-ttl", default: "10s", valueName: "duration",
+        summary: "Lease time of a floating IP: a dead holder is replaced within it",
+        expected: "a duration in whole seconds of at least 2s, such as 10s"),
+        parse: { ValueParser.seconds($0, minimum: 2) })
+
+    static let forward = TypedOption<Bool>(spec: OptionSpec(
+        "forward", kind: .flag, default: "false",
+        summary: "Send all traffic without a more specific route through the --gateway node",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
+
+    static let gateway = TypedOption<IPv4Address>(spec: OptionSpec(
+        "gateway", default: nil, valueName: "address",
+        summary: "Private IP of the node that forwards traffic for --forward; it must run --serve-gateway",
+        expected: "an IPv4 address such as 10.99.0.1"),
+        parse: ValueParser.ipv4)
+
+    static let serveGateway = TypedOption<Bool>(spec: OptionSpec(
+        "serve-gateway", kind: .flag, default: "false",
+        summary: "Forward peers' traffic for destinations outside the network, masqueraded behind this host",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
+
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
         confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
@@ -169,6 +199,7 @@ public enum OptionTable {
         datastoreUsername.spec, datastorePassword.spec, datastoreTLSCACert.spec, datastoreTLSCert.spec,
         datastoreTLSKey.spec, datastoreTLSSkipVerify.spec, network.spec, networkStaticRange.spec,
         networkFloatingRange.spec, networkLeaseTime.spec, mtu.spec, logLevel.spec,
+        floatingIPs.spec, datastoreFloatingIPTTL.spec, forward.spec, gateway.spec, serveGateway.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

@@ -71,6 +71,16 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var mtu: String?
     @Option(name: .customLong(OptionTable.logLevel.spec.name), help: help(OptionTable.logLevel))
     var logLevel: String?
+    @Option(name: .customLong(OptionTable.floatingIPs.spec.name), help: help(OptionTable.floatingIPs))
+    var floatingIPs: String?
+    @Option(name: .customLong(OptionTable.datastoreFloatingIPTTL.spec.name), help: help(OptionTable.datastoreFloatingIPTTL))
+    var datastoreFloatingIPTTL: String?
+    @Flag(name: .customLong(OptionTable.forward.spec.name), help: help(OptionTable.forward))
+    var forward = false
+    @Option(name: .customLong(OptionTable.gateway.spec.name), help: help(OptionTable.gateway))
+    var gateway: String?
+    @Flag(name: .customLong(OptionTable.serveGateway.spec.name), help: help(OptionTable.serveGateway))
+    var serveGateway = false
 
     public init() {}
 
@@ -103,6 +113,11 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.networkLeaseTime.spec, networkLeaseTime),
             (OptionTable.mtu.spec, mtu),
             (OptionTable.logLevel.spec, logLevel),
+            (OptionTable.floatingIPs.spec, floatingIPs),
+            (OptionTable.datastoreFloatingIPTTL.spec, datastoreFloatingIPTTL),
+            (OptionTable.forward.spec, forward ? "true" : nil),
+            (OptionTable.gateway.spec, gateway),
+            (OptionTable.serveGateway.spec, serveGateway ? "true" : nil),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }

@@ -38,7 +38,7 @@ final class PacketPath: @unchecked Sendable {
     func seal(_ buffer: UnsafeMutableRawPointer, length: Int, table: ForwardingTable,
               now: UInt64) -> (length: Int, endpoint: UDPEndpoint)? {
         let packet = UnsafeRawBufferPointer(start: buffer + WireFormat.transportHeaderSize, count: length)
-        guard let destination = IPPacket.ipv4Destination(packet), let route = table.routes[destination] else {
+        guard let destination = IPPacket.ipv4Destination(packet), let route = table.route(to: destination) else {
             counters.add(.dropNoRoute)
             return nil
         }
@@ -135,11 +135,11 @@ final class PacketPath: @unchecked Sendable {
                 counters.add(.dropMalformed)
                 return nil
             }
-            guard source == inbound.privateIP else {
+            guard table.accepts(source: source, from: inbound) else {
                 counters.add(.dropSpoofed)
                 return nil
             }
-            guard destination == localIP else {
+            guard table.accepts(destination: destination, localIP: localIP) else {
                 counters.add(.dropDestination)
                 return nil
             }

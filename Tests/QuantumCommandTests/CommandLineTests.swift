@@ -5,7 +5,7 @@ final class CommandLineTests: XCTestCase {
     func testHelpListsEveryOptionWithEnvironmentAndDefault() {
         let help = QuantumCommandLine.helpMessage(columns: 400)
             .split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        XCTAssertEqual(OptionTable.all.count, 26)
+        XCTAssertEqual(OptionTable.all.count, 31)
         for spec in OptionTable.all {
             XCTAssertTrue(help.contains(spec.flag + " "), "help lacks \(spec.flag)")
             XCTAssertTrue(help.contains("(env: \(spec.environmentVariable), default: \(spec.defaultDescription))"),

@@ -56,12 +56,14 @@ final class SimulatedNetwork: @unchecked Sendable {
     /// The underlay address of every node.
     static let underlayIP = IPv4Address("127.0.0.1")!
 
-    /// A node at a fresh loopback port (or at `port`, e.g. a node restarted in place).
+    /// A node at a fresh loopback port (or at `port`, e.g. a node restarted in place);
+    /// `configure` may set more of its control plane's configuration (e.g. gateway roles).
     func addNode(_ address: String, keyPair: StaticKeyPair = .generate(), removalGrace: UInt64 = seconds(120),
-                 port: UInt16? = nil) -> SimulatedNode {
+                 port: UInt16? = nil, configure: (inout ControlPlane.Configuration) -> Void = { _ in }) -> SimulatedNode {
         nextPort += 1
         let node = SimulatedNode(network: self, address: IPv4Address(address)!, keyPair: keyPair,
-                                 port: port ?? nextPort, createRevision: newRevision(), removalGrace: removalGrace)
+                                 port: port ?? nextPort, createRevision: newRevision(), removalGrace: removalGrace,
+                                 configure: configure)
         nodes.append(node)
         return node
     }
@@ -147,7 +149,7 @@ final class SimulatedNode: @unchecked Sendable {
     }
 
     init(network: SimulatedNetwork, address: IPv4Address, keyPair: StaticKeyPair, port: UInt16,
-         createRevision: Int64, removalGrace: UInt64) {
+         createRevision: Int64, removalGrace: UInt64, configure: (inout ControlPlane.Configuration) -> Void) {
         self.network = network
         self.address = address
         self.keyPair = keyPair
@@ -156,8 +158,9 @@ final class SimulatedNode: @unchecked Sendable {
         self.createRevision = createRevision
         var logger = Logger(label: "sim-\(address)")
         logger.logLevel = .critical
-        let configuration = ControlPlane.Configuration(localIP: address, keyPair: keyPair, workerCount: 1, useIPv4: true,
+        var configuration = ControlPlane.Configuration(localIP: address, keyPair: keyPair, workerCount: 1, useIPv4: true,
                                                        useIPv6: false, removalGrace: removalGrace)
+        configure(&configuration)
         control = ControlPlane(configuration: configuration,
                                transport: Transport(network: network, source: source, tables: tables),
                                clock: network.clock, tables: tables, logger: logger)
