@@ -66,10 +66,11 @@ final class FloatingIPElectionTests: XCTestCase {
     }
 
     func testWhenTheHolderDiesAFollowingCandidateTakesOverAtOnce() async throws {
-        let a = election(1), b = election(2)
+        // A TTL of 60 s: b's own timer would contend only every 10 s, so only the watch
+        // can make it take over within the bound below.
+        let a = election(1, ttl: 60), b = election(2, ttl: 60)
         await a.contend(now: 0)
         let seen = Box<[[IPv4Address: IPv4Address]]>([])
-        // A long sync interval and TTL: only the watch can make b react within the bound below.
         let running = Task { await b.run(clock: { 0 }, syncInterval: .seconds(600)) { view in seen.update { $0.append(view) } } }
         defer { running.cancel() }
         try await eventually("b sees a as holder") { seen.get().last == [floating: holder(1).privateIP] }

@@ -5,7 +5,7 @@ QT_CASES+=(
     "floating_failover 150"
     "floating_cut_off 120"
     "gateway_forward 150"
-    "gateway_unknown_refused 75"
+    "gateway_unknown_refused 90"
 )
 
 ROUTE_FLOATING=10.99.2.1
@@ -125,10 +125,14 @@ NFT
         qt_fail "n1 dropped $ROUTE_FLOATING only after ${dropped} s (TTL ${ROUTE_TTL} s)" 1
     [[ -n $taken ]] || qt_fail "n2 did not take $ROUTE_FLOATING over" 2
     ip netns exec "$(qt_ns 1)" nft delete table inet qt_cutoff
-    qt_step "n1 back in touch with etcd: n2 keeps the address"
-    qt_wait_for 10 grep -q "floating IP sync\|now holding\|competing again\|floating IP election failed" "$(qt_node_log 1)"
-    sleep 3
-    has_addr 1 "$ROUTE_FLOATING" && qt_fail "n1 took $ROUTE_FLOATING back while n2 holds it" 1 2
+    qt_step "n1 back in touch with etcd: it competes again, and n2 keeps the address"
+    qt_wait_for 15 grep -q "floating IP lease is gone; competing again" "$(qt_node_log 1)" ||
+        qt_fail "n1 did not compete again once etcd answered" 1
+    local i
+    for ((i = 0; i < 30; i++)); do
+        has_addr 1 "$ROUTE_FLOATING" && qt_fail "n1 took $ROUTE_FLOATING back while n2 holds it" 1 2
+        sleep 0.1
+    done
     has_addr 2 "$ROUTE_FLOATING" || qt_fail "n2 lost $ROUTE_FLOATING" 2
     qt_log "figures: holder cut off from etcd dropped the floating IP after ${dropped} s (TTL ${ROUTE_TTL} s); the other candidate took it after ${taken} s; never two holders"
 }
@@ -195,6 +199,19 @@ tc_gateway_forward() {
     timeout 10 ip netns exec "$(qt_ns 2)" etcdctl --endpoints "$QT_ETCD_URL" --dial-timeout 2s endpoint health \
         >/dev/null 2>&1 || qt_fail "etcd is not reachable from n2" 2
 
+    qt_step "after a kill -9 the next start clears what the crashed run left"
+    qt_node_stop 2 KILL
+    [[ $(policy_rules 2) == 2 ]] || qt_fail "expected the killed client's 2 rules to be left behind" 2
+    qt_node_start 2 --forward --gateway "${QT_IP[1]}"
+    wait_up 2
+    qt_wait_for 10 qt_ping 2 "$GW_OUT" 2 || qt_fail "n2 cannot reach $GW_OUT after its restart" 1 2
+    [[ $(policy_rules 2) == 2 ]] || qt_fail "the restarted client has $(policy_rules 2) rules, not 2" 2
+    qt_node_stop 1 KILL
+    [[ $(forwarding 1) == 1 ]] || qt_fail "expected the killed gateway to leave forwarding on" 1
+    qt_node_start 1 --serve-gateway
+    wait_up 1
+    qt_wait_for 20 qt_ping 2 "$GW_OUT" 2 || qt_fail "n2 cannot reach $GW_OUT after the gateway's restart" 1 2
+
     qt_step "stop: n2 removes its rules, n1 its table and forwarding"
     qt_node_stop 2
     [[ $(policy_rules 2) == 0 ]] || qt_fail "n2 left its policy rules: $(ip -n "$(qt_ns 2)" rule show | tr '\n' ' ')" 2
@@ -205,13 +222,27 @@ tc_gateway_forward() {
     qt_log "figures: gateway ping RTT ${rtt} ms (n2 -> $GW_OUT through n1), 2 MB over TCP, masqueraded as $src"
 }
 
-# A --forward node whose --gateway is no node is refused at start-up with a clear line.
+# A --forward node whose --gateway is no node is refused at start-up with a clear line; one
+# whose gateway does not serve reaches nothing outside, and the gateway counts the drops.
 tc_gateway_unknown_refused() {
-    setup 1
-    qt_node_start 1 --forward --gateway 10.99.0.77
-    qt_step "n1 must refuse to start"
-    qt_wait_pid "${QT_PID[1]}" 30 || qt_fail "n1 still runs with an unknown gateway" 1
-    [[ $QT_LAST_RC != 0 ]] || qt_fail "n1 exited 0 with an unknown gateway" 1
-    grep -q -- '--gateway 10.99.0.77 is not a known node' "$(qt_node_log 1)" || qt_fail "no clear refusal in the log" 1
-    [[ $(policy_rules 1) == 0 ]] || qt_fail "the refused node left policy rules" 1
+    local drops
+    setup 2
+    qt_node_start 1
+    wait_up 1
+    qt_node_start 2 --forward --gateway 10.99.0.77
+    qt_step "n2 must refuse to start"
+    qt_wait_pid "${QT_PID[2]}" 30 || qt_fail "n2 still runs with an unknown gateway" 2
+    [[ $QT_LAST_RC != 0 ]] || qt_fail "n2 exited 0 with an unknown gateway" 2
+    grep -q -- '--gateway 10.99.0.77 is not a known node' "$(qt_node_log 2)" || qt_fail "no clear refusal in the log" 2
+    [[ $(policy_rules 2) == 0 ]] || qt_fail "the refused node left policy rules" 2
+
+    qt_step "a gateway that does not serve drops the client's outside traffic"
+    QT_PID[2]=
+    qt_node_start 2 --forward --gateway "${QT_IP[1]}"
+    wait_up 2
+    must_ping 2 1
+    qt_ping 2 192.0.2.1 2 && qt_fail "n2 reached 192.0.2.1 through a node that does not serve" 1 2
+    drops=$(counter 1 drop_destination) || qt_fail "no counters from n1: $drops" 1
+    ((drops >= 1)) || qt_fail "n1 did not count the dropped outside packets (drop_destination=$drops)" 1
+    qt_log "figures: non-serving gateway dropped $drops outside packets (drop_destination)"
 }
