@@ -140,6 +140,7 @@ NFT
 # gateway_topology: namespace "out" reachable only from n1 through a veth (10.201.77.0/24).
 GW_OUT=10.201.77.2
 GW_LINK=10.201.77.1
+GW_PUBLIC=10.201.88.1
 gateway_topology() {
     GW_NS=${QT_NS_PREFIX}out
     qt_netns_add "$GW_NS" || qt_fail "could not add the outside host's namespace"
@@ -155,14 +156,22 @@ forwarding() { ip netns exec "$(qt_ns "$1")" cat /proc/sys/net/ipv4/ip_forward; 
 policy_rules() { ip -n "$(qt_ns "$1")" -4 rule show | grep -cE '^1099[01]:'; }
 
 # Gateway mode: n2 (--forward --gateway n1) reaches a host only n1 can reach, by ping and TCP,
-# masqueraded behind n1; etcd stays on the underlay; each side cleans up on stop.
+# masqueraded behind n1; n1's underlay endpoint (behind n2's default route) and etcd stay on the
+# underlay; each side cleans up on stop, and after a kill -9 on its next start.
 tc_gateway_forward() {
     local before sent got src rtt
     setup 2
     gateway_topology
     before=$(forwarding 1)
     qt_ping 2 "$GW_OUT" 2 && qt_fail "n2 reaches $GW_OUT before any gateway is set up" 2
-    qt_node_start 1 --serve-gateway
+    # n1's public address is reachable from n2 only through the hub (a router), i.e. through
+    # n2's default route: the tunnel must not capture quantum's own packets to it.
+    ip -n "$(qt_ns 1)" addr add "$GW_PUBLIC/32" dev lo &&
+        ip netns exec "$QT_HUB_NS" sysctl -qw net.ipv4.ip_forward=1 &&
+        ip -n "$QT_HUB_NS" route add "$GW_PUBLIC/32" via "$(qt_underlay_ip 1)" ||
+        qt_fail "could not route n1's public address $GW_PUBLIC through the hub"
+    set -- --serve-gateway --public-v4 "$GW_PUBLIC" --listen-ip "$GW_PUBLIC"
+    qt_node_start 1 "$@"
     wait_up 1
     qt_wait_for 5 nft_table 1 || qt_fail "n1 has no nftables table inet quantum_$QT_DEV" 1
     [[ $(forwarding 1) == 1 ]] || qt_fail "n1 did not enable IPv4 forwarding" 1
@@ -208,7 +217,7 @@ tc_gateway_forward() {
     [[ $(policy_rules 2) == 2 ]] || qt_fail "the restarted client has $(policy_rules 2) rules, not 2" 2
     qt_node_stop 1 KILL
     [[ $(forwarding 1) == 1 ]] || qt_fail "expected the killed gateway to leave forwarding on" 1
-    qt_node_start 1 --serve-gateway
+    qt_node_start 1 "$@"
     wait_up 1
     qt_wait_for 20 qt_ping 2 "$GW_OUT" 2 || qt_fail "n2 cannot reach $GW_OUT after the gateway's restart" 1 2
 
