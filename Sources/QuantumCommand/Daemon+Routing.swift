@@ -108,7 +108,7 @@ final class DeviceFloatingAddresses: Sendable {
     }
 }
 
-/// What the gateway roles changed on the host, undone by ``tearDown()``.
+/// What the gateway roles changed on the host, undone by ``tearDown(logger:)``.
 struct GatewayRoles {
     let configuration: Configuration
     let device: String

@@ -268,7 +268,7 @@ public final class FloatingIPElection: Sendable {
         }
         guard !dropped.isEmpty else { return false }
         logger.error("""
-            could not renew the floating IP lease for \(holdLimit / 1_000_000) ms; giving up \
+            no successful renewal of the floating IP lease for \(holdLimit / 1_000_000) ms; giving up \
             \(dropped.sorted { $0.value < $1.value }.map(\.description).joined(separator: ", ")) before etcd \
             can hand them to another node
             """)
