@@ -9,7 +9,7 @@ QT_CASES+=(
 )
 
 ROUTE_FLOATING=10.99.2.1
-ROUTE_TTL=5
+: "${ROUTE_TTL:=5}"   # --datastore-floating-ip-ttl of the floating cases (seconds); override to try others
 
 # has_addr N IP: node N's quantum0 carries IP/32.
 has_addr() { ip -n "$(qt_ns "$1")" -4 -o addr show dev "$QT_DEV" 2>/dev/null | grep -q " $2/32 "; }
@@ -141,6 +141,7 @@ NFT
 GW_OUT=10.201.77.2
 GW_LINK=10.201.77.1
 GW_PUBLIC=10.201.88.1
+GW_ETCD=10.201.66.254
 gateway_topology() {
     GW_NS=${QT_NS_PREFIX}out
     qt_netns_add "$GW_NS" || qt_fail "could not add the outside host's namespace"
@@ -170,12 +171,23 @@ tc_gateway_forward() {
         ip netns exec "$QT_HUB_NS" sysctl -qw net.ipv4.ip_forward=1 &&
         ip -n "$QT_HUB_NS" route add "$GW_PUBLIC/32" via "$(qt_underlay_ip 1)" ||
         qt_fail "could not route n1's public address $GW_PUBLIC through the hub"
+    # etcd also answers at an address the client reaches only through its default route (the
+    # hub DNATs it to etcd): the client must pin it to the underlay with a /32 route.
+    ip -n "$QT_HUB_NS" addr add "$GW_ETCD/32" dev lo &&
+        ip netns exec "$QT_HUB_NS" nft -f - <<NFT || qt_fail "could not give etcd the address $GW_ETCD"
+table ip qt_etcd_alias {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip daddr $GW_ETCD tcp dport $QT_ETCD_PORT dnat to $QT_HUB_IP
+    }
+}
+NFT
     set -- --serve-gateway --public-v4 "$GW_PUBLIC" --listen-ip "$GW_PUBLIC"
     qt_node_start 1 "$@"
     wait_up 1
     qt_wait_for 5 nft_table 1 || qt_fail "n1 has no nftables table inet quantum_$QT_DEV" 1
     [[ $(forwarding 1) == 1 ]] || qt_fail "n1 did not enable IPv4 forwarding" 1
-    qt_node_start 2 --forward --gateway "${QT_IP[1]}"
+    QT_ENDPOINTS=$GW_ETCD:$QT_ETCD_PORT qt_node_start 2 --forward --gateway "${QT_IP[1]}"
     wait_up 2
     qt_wait_for 5 test "$(policy_rules 2)" = 2 || qt_fail "n2 has not installed its two policy rules" 2
     must_ping 2 1
@@ -204,14 +216,16 @@ tc_gateway_forward() {
     [[ $got == "$sent" ]] || qt_fail "TCP digest mismatch: sent '$sent', received '$got'" 1 2
 
     qt_step "etcd stays on the underlay for n2"
-    ip -n "$(qt_ns 2)" -4 route get "$QT_HUB_IP" | grep -q 'dev eth0' || qt_fail "n2 routes etcd into the tunnel" 2
-    timeout 10 ip netns exec "$(qt_ns 2)" etcdctl --endpoints "$QT_ETCD_URL" --dial-timeout 2s endpoint health \
-        >/dev/null 2>&1 || qt_fail "etcd is not reachable from n2" 2
+    ip -n "$(qt_ns 2)" -4 route get "$GW_ETCD" | grep -q "via $QT_HUB_IP dev eth0" ||
+        qt_fail "n2 routes etcd ($GW_ETCD) into the tunnel: $(ip -n "$(qt_ns 2)" -4 route get "$GW_ETCD" | head -n 1)" 2
+    grep -q "routes to $GW_ETCD" "$(qt_node_log 2)" || qt_fail "n2 did not log the /32 route to etcd at $GW_ETCD" 2
+    timeout 10 ip netns exec "$(qt_ns 2)" etcdctl --endpoints "http://$GW_ETCD:$QT_ETCD_PORT" --dial-timeout 2s \
+        endpoint health >/dev/null 2>&1 || qt_fail "etcd is not reachable from n2 at $GW_ETCD" 2
 
     qt_step "after a kill -9 the next start clears what the crashed run left"
     qt_node_stop 2 KILL
     [[ $(policy_rules 2) == 2 ]] || qt_fail "expected the killed client's 2 rules to be left behind" 2
-    qt_node_start 2 --forward --gateway "${QT_IP[1]}"
+    QT_ENDPOINTS=$GW_ETCD:$QT_ETCD_PORT qt_node_start 2 --forward --gateway "${QT_IP[1]}"
     wait_up 2
     qt_wait_for 10 qt_ping 2 "$GW_OUT" 2 || qt_fail "n2 cannot reach $GW_OUT after its restart" 1 2
     [[ $(policy_rules 2) == 2 ]] || qt_fail "the restarted client has $(policy_rules 2) rules, not 2" 2
@@ -225,6 +239,7 @@ tc_gateway_forward() {
     qt_node_stop 2
     [[ $(policy_rules 2) == 0 ]] || qt_fail "n2 left its policy rules: $(ip -n "$(qt_ns 2)" rule show | tr '\n' ' ')" 2
     [[ -z $(ip -n "$(qt_ns 2)" -4 route show table 1099 2>/dev/null) ]] || qt_fail "n2 left routing table 1099" 2
+    [[ -z $(ip -n "$(qt_ns 2)" -4 route show proto 220) ]] || qt_fail "n2 left its /32 route to etcd" 2
     qt_node_stop 1
     nft_table 1 >/dev/null && qt_fail "n1 left its nftables table" 1
     [[ $(forwarding 1) == "$before" ]] || qt_fail "n1 left ip_forward at $(forwarding 1), was $before" 1
