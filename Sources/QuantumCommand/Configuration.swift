@@ -67,6 +67,16 @@ public struct Configuration: Sendable, Equatable {
     public var compression: Bool { plugins.contains(.compression) }
     /// Where the running daemon's PID is written.
     public var pidFile: String
+    /// Floating IPs this node competes for (inside the network's floating range).
+    public var floatingIPs: [IPv4Address] = []
+    /// Lease time of a floating IP, in seconds.
+    public var datastoreFloatingIPTTL: Int64 = 10
+    /// Gateway client: send traffic without a more specific route to ``gateway``.
+    public var forward = false
+    /// The gateway node's private IP (set whenever ``forward`` is).
+    public var gateway: IPv4Address?
+    /// Gateway server: forward and masquerade peers' traffic for outside the network.
+    public var serveGateway = false
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -148,6 +158,7 @@ public struct Configuration: Sendable, Equatable {
         // Whether the address fits the network is checked against the network stored in
         // etcd, which wins over these flags (NetworkRegistry.claim).
         let privateIP = try sources.value(OptionTable.privateIP)
+        let gateway = try resolveGateway(sources, network: network, privateIP: privateIP?.value)
 
         return Configuration(
             deviceName: try sources.required(OptionTable.deviceName).value,
@@ -177,7 +188,53 @@ public struct Configuration: Sendable, Equatable {
             statsRoute: try sources.required(OptionTable.statsRoute).value,
             plugins: try resolvePlugins(sources),
             datastoreRefreshInterval: refreshInterval,
-            pidFile: try sources.required(OptionTable.pidFile).value)
+            pidFile: try sources.required(OptionTable.pidFile).value,
+            floatingIPs: try resolveFloatingIPs(sources, network: network),
+            datastoreFloatingIPTTL: try sources.required(OptionTable.datastoreFloatingIPTTL).value,
+            forward: gateway.forward,
+            gateway: gateway.address,
+            serveGateway: gateway.serve)
+    }
+
+    /// The floating IPs, each checked against the proposed network (the daemon checks them
+    /// again against the network stored in etcd).
+    private static func resolveFloatingIPs(_ sources: Sources, network: NetworkConfig) throws(ConfigurationError) -> [IPv4Address] {
+        guard let (addresses, origin) = try sources.value(OptionTable.floatingIPs) else { return [] }
+        for address in addresses {
+            if let problem = network.floatingIPProblem(address) {
+                throw .conflict("--floating-ips (\(origin)): \(address) \(problem)")
+            }
+        }
+        return addresses
+    }
+
+    /// `--forward`, `--gateway` and `--serve-gateway`, checked together.
+    private static func resolveGateway(_ sources: Sources, network: NetworkConfig, privateIP: IPv4Address?)
+        throws(ConfigurationError) -> (forward: Bool, address: IPv4Address?, serve: Bool) {
+        let forward = try sources.required(OptionTable.forward)
+        let serve = try sources.required(OptionTable.serveGateway)
+        let gateway = try sources.value(OptionTable.gateway)
+        guard forward.value else {
+            if let gateway {
+                throw .conflict("--gateway \(gateway.value) (\(gateway.origin)) is set without --forward: "
+                    + "add --forward to send traffic through it")
+            }
+            return (false, nil, serve.value)
+        }
+        if serve.value {
+            throw .conflict("--forward (\(forward.origin)) and --serve-gateway (\(serve.origin)) cannot both be set: "
+                + "a node either uses a gateway or is one")
+        }
+        guard let gateway else {
+            throw .conflict("--forward (\(forward.origin)) needs --gateway: the private IP of the node that serves as gateway")
+        }
+        guard network.network.contains(gateway.value) else {
+            throw .conflict("--gateway \(gateway.value) (\(gateway.origin)) is outside the network \(network.network)")
+        }
+        if gateway.value == privateIP {
+            throw .conflict("--gateway \(gateway.value) (\(gateway.origin)) is this node's own --private-ip")
+        }
+        return (true, gateway.value, false)
     }
 
     /// Reads a config file from disk.
@@ -307,6 +364,9 @@ extension Configuration: CustomStringConvertible {
             ("plugins", plugins.isEmpty ? nil : plugins.map(\.rawValue).joined(separator: ",")),
             ("datastore-refresh-interval", "\(datastoreRefreshInterval)"),
             ("pid-file", pidFile),
+            ("floating-ips", floatingIPs.isEmpty ? nil : floatingIPs.map(\.description).joined(separator: ",")),
+            ("datastore-floating-ip-ttl", DurationText.format(seconds: datastoreFloatingIPTTL)),
+            ("forward", "\(forward)"), ("gateway", gateway?.description), ("serve-gateway", "\(serveGateway)"),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

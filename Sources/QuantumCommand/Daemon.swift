@@ -150,7 +150,7 @@ public enum Daemon {
         let makeMapping = { @Sendable (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey,
-                    plugins: configuration.plugins.map(\.rawValue))
+                    plugins: configuration.plugins.map(\.rawValue), floating: configuration.floatingIPs)
         }
         let preferred: IPv4Address?
         do {
@@ -164,6 +164,8 @@ public enum Daemon {
                                preferred: preferred, makeMapping: makeMapping, logger: logger)
         }
         let address = registration.address
+        try await checkRoutingRoles(configuration, network: registration.network, registry: registry, store: store,
+                                    cached: registration.peers, logger: logger)
 
         let device: TunDevice
         do {
@@ -184,7 +186,9 @@ public enum Daemon {
                             useIPv4: !configuration.disableV4, useIPv6: !configuration.disableV6,
                             removalGrace: nanoseconds(configuration.datastoreSyncInterval * 2),
                             deviceName: device.name, onFatalError: { reportFatal.yield($0) },
-                            compression: configuration.compression),
+                            compression: configuration.compression,
+                            network: registration.network.network, gateway: configuration.gateway,
+                            servesGateway: configuration.serveGateway),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         if let takeover {
             try takeover.confirmRunning(node: node, pidFile: pidFile, logger: logger)
@@ -196,6 +200,11 @@ public enum Daemon {
         takeover?.logFreeze(logger: logger)
         let stats = try await startStatsEndpoint(configuration: configuration, node: node, registry: registry, logger: logger)
         defer { stats?.stop() }
+        let roles = try GatewayRoles.setUp(configuration, device: device.name, network: registration.network.network,
+                                           sockets: sockets, logger: logger)
+        defer { roles.tearDown(logger: logger) }
+        let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
+                                        network: registration.network, logger: logger)
 
         let port = sockets[0].localPort
         logger.info("""
@@ -242,11 +251,16 @@ public enum Daemon {
                 group.addTask {
                     for await message in fatalErrors { throw StartupError(description: message) }
                 }
+                group.addTask { [deviceName = device.name] in
+                    await runFloatingIPs(floating, node: node, device: deviceName,
+                                         syncInterval: configuration.datastoreSyncInterval, logger: logger)
+                }
                 // The first to end: a stop signal, the datastore side with an error, or a
                 // data-path failure the engine cannot recover from.
                 try await group.next()
                 group.cancelAll()
             }
+            await releaseFloatingIPs(floating)
         } catch let error as RegistryError {
             throw StartupError(description: error.description)
         }

@@ -178,6 +178,7 @@ public enum OptionTable {
         summary: "Path of the upstream-style JSON statistics on the stats endpoint",
         expected: "a path starting with '/', without spaces, '?' or '#', other than /metrics, /peers and /node", short: "sr"),
         parse: ValueParser.statsRoute)
+
     static let plugins = TypedOption<[String]>(spec: OptionSpec(
         "plugins", default: nil, shown: "none", valueName: "plugins",
         summary: "Comma-separated data-path plugins: compression (LZ4, used with peers that list it too); "
@@ -222,11 +223,42 @@ public enum OptionTable {
                 + "with keys from --data-dir); remove the option", short: short),
             parse: { _ in nil })
     }
+
     static let pidFile = TypedOption<String>(spec: OptionSpec(
         "pid-file", default: "/var/run/quantum.pid", valueName: "path",
         summary: "File the running daemon's PID is written to (atomically, once it is up; removed on stop)",
         expected: "a file path", short: "pf"),
         parse: ValueParser.text)
+
+    static let floatingIPs = TypedOption<[IPv4Address]>(spec: OptionSpec(
+        "floating-ips", default: nil, shown: "none", valueName: "addresses",
+        summary: "Comma-separated floating IPs (inside --network-floating-range) this node competes to serve",
+        expected: "a comma-separated list of distinct IPv4 addresses such as 10.99.2.1,10.99.2.2", acceptsList: true, short: "fips"),
+        parse: ValueParser.ipv4List)
+
+    static let datastoreFloatingIPTTL = TypedOption<Int64>(spec: OptionSpec(
+        "datastore-floating-ip-ttl", default: "10s", valueName: "duration",
+        summary: "Lease time of a floating IP: a dead holder is replaced within it",
+        expected: "a duration in whole seconds of at least 2s, such as 10s", short: "fttl"),
+        parse: { ValueParser.seconds($0, minimum: 2) })
+
+    static let forward = TypedOption<Bool>(spec: OptionSpec(
+        "forward", kind: .flag, default: "false",
+        summary: "Send all traffic without a more specific route through the --gateway node",
+        expected: "true or false", short: "f"),
+        parse: ValueParser.boolean)
+
+    static let gateway = TypedOption<IPv4Address>(spec: OptionSpec(
+        "gateway", default: nil, valueName: "address",
+        summary: "Private IP of the node that forwards traffic for --forward; it must run --serve-gateway",
+        expected: "an IPv4 address such as 10.99.0.1", short: "g"),
+        parse: ValueParser.ipv4)
+
+    static let serveGateway = TypedOption<Bool>(spec: OptionSpec(
+        "serve-gateway", kind: .flag, default: "false",
+        summary: "Forward peers' traffic for destinations outside the network, masqueraded behind this host",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
 
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
@@ -240,6 +272,7 @@ public enum OptionTable {
         plugins.spec, datastoreRefreshInterval.spec, datastore.spec, networkBackend.spec,
         dtlsSkipVerify.spec, dtlsCACert.spec, dtlsCert.spec, dtlsKey.spec,
         pidFile.spec,
+        floatingIPs.spec, datastoreFloatingIPTTL.spec, forward.spec, gateway.spec, serveGateway.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

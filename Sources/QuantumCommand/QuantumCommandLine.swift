@@ -99,6 +99,16 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var printVersion = false
     @Option(name: OptionTable.pidFile.spec.names, help: help(OptionTable.pidFile))
     var pidFile: String?
+    @Option(name: OptionTable.floatingIPs.spec.names, help: help(OptionTable.floatingIPs))
+    var floatingIPs: String?
+    @Option(name: OptionTable.datastoreFloatingIPTTL.spec.names, help: help(OptionTable.datastoreFloatingIPTTL))
+    var datastoreFloatingIPTTL: String?
+    @Flag(name: OptionTable.forward.spec.names, help: help(OptionTable.forward))
+    var forward = false
+    @Option(name: OptionTable.gateway.spec.names, help: help(OptionTable.gateway))
+    var gateway: String?
+    @Flag(name: OptionTable.serveGateway.spec.names, help: help(OptionTable.serveGateway))
+    var serveGateway = false
 
     public init() {}
 
@@ -143,6 +153,11 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.dtlsCert.spec, dtlsCert),
             (OptionTable.dtlsKey.spec, dtlsKey),
             (OptionTable.pidFile.spec, pidFile),
+            (OptionTable.floatingIPs.spec, floatingIPs),
+            (OptionTable.datastoreFloatingIPTTL.spec, datastoreFloatingIPTTL),
+            (OptionTable.forward.spec, forward ? "true" : nil),
+            (OptionTable.gateway.spec, gateway),
+            (OptionTable.serveGateway.spec, serveGateway ? "true" : nil),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }

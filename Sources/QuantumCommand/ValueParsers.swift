@@ -75,6 +75,15 @@ enum ValueParser {
         IPv4Address(text)
     }
 
+    /// A comma-separated list of distinct IPv4 addresses; spaces around commas are dropped.
+    static func ipv4List(_ text: String) -> [IPv4Address]? {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { IPv4Address($0.trimmingCharacters(in: .whitespaces)) }
+        guard !items.isEmpty, items.allSatisfy({ $0 != nil }) else { return nil }
+        let addresses = items.compactMap { $0 }
+        return Set(addresses).count == addresses.count ? addresses : nil
+    }
+
     /// An IPv4 address other nodes can send to: not unspecified, loopback, link-local,
     /// multicast or the limited broadcast address.
     static func publicIPv4(_ text: String) -> IPv4Address? {

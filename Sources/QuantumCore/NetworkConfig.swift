@@ -91,6 +91,15 @@ public struct NetworkConfig: Equatable, Sendable, Codable {
             && !floatingRange.contains(address)
     }
 
+    /// Why `address` cannot be a floating IP of this network, or nil when it can: it must lie
+    /// inside the network and its floating range, and not be the network's first or last address.
+    public func floatingIPProblem(_ address: IPv4Address) -> String? {
+        if !network.contains(address) { return "is outside the network \(network)" }
+        if !floatingRange.contains(address) { return "is outside the floating range \(floatingRange)" }
+        if address == network.network || address == network.last { return "is the first or last address of network \(network)" }
+        return nil
+    }
+
     /// Addresses DHCP may hand out, lowest first, skipping those in `used`.
     public func dynamicCandidates(excluding used: Set<IPv4Address>) -> some Sequence<IPv4Address> {
         let first = network.network.value &+ 1

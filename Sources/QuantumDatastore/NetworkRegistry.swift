@@ -437,38 +437,23 @@ public final class NetworkRegistry: Sendable {
                 delivered[update.address] = update.mapping.map { Delivered(mapping: $0, createRevision: update.createRevision) }
             }
         }
-        var backoff = Duration.seconds(1)
+        let network = config.network
         defer { markDisconnected() }
-        while !Task.isCancelled {
-            do {
-                let revision = try await resync(network: config.network, onChange: onChange)
+        await PrefixFollower(store: store, prefix: nodesPrefix, logger: logger, name: "mapping sync").run(
+            syncInterval: syncInterval,
+            onListing: { [self] items in
+                resync(items, network: network, onChange: onChange)
                 markSynced()
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { [self] in
-                        try await self.follow(from: revision + 1, network: config.network, onChange: onChange)
-                    }
-                    group.addTask { try await Task.sleep(for: syncInterval) }
-                    try await group.next()
-                    group.cancelAll()
-                }
-                backoff = .seconds(1)
-            } catch is CancellationError {
-                return
-            } catch {
-                markDisconnected()
-                if Task.isCancelled { return }
-                logger.warning("mapping sync failed; resyncing",
-                               metadata: ["retryIn": "\(backoff)", "error": "\(error)"])
-                do { try await Task.sleep(for: backoff) } catch { return }
-                backoff = min(backoff * 2, .seconds(10))
-            }
-        }
+            },
+            onEvents: { [self] events in
+                markSynced()
+                apply(events, network: network, onChange: onChange)
+            },
+            onFailure: { [self] _ in markDisconnected() })
     }
 
-    /// Lists every node, replaces the delivered map with it and reports the differences;
-    /// returns the revision of the listing.
-    private func resync(network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) async throws -> Int64 {
-        let (items, revision) = try await store.list(prefix: nodesPrefix)
+    /// Replaces the delivered map with a full listing of the nodes and reports the differences.
+    private func resync(_ items: [KeyValue], network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) {
         var fresh: [IPv4Address: Delivered] = [:]
         fresh.reserveCapacity(items.count)
         for item in items {
@@ -487,35 +472,28 @@ public final class NetworkRegistry: Sendable {
             return updates
         }
         if !updates.isEmpty { onChange(updates) }
-        return revision
     }
 
-    /// Applies watch messages to the delivered map until the watch fails (it never ends without an error).
-    private func follow(from revision: Int64, network: IPv4Prefix,
-                        onChange: @Sendable ([MappingUpdate]) -> Void) async throws {
-        for try await events in store.watch(prefix: nodesPrefix, fromRevision: revision) {
-            markSynced()
-            let changes: [ParsedNode] = events.map { event in
-                switch event {
-                case .put(let item):
-                    return parseNode(item, network: network)
-                case .delete(let key, _):
-                    return ParsedNode(address: IPv4Address(key.dropFirst(nodesPrefix.count)), delivered: nil)
-                }
+    /// Applies one watch message to the delivered map and reports what changed.
+    private func apply(_ events: [WatchEvent], network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) {
+        let changes: [ParsedNode] = events.map { event in
+            switch event {
+            case .put(let item):
+                return parseNode(item, network: network)
+            case .delete(let key, _):
+                return ParsedNode(address: IPv4Address(key.dropFirst(nodesPrefix.count)), delivered: nil)
             }
-            let updates = delivered.withLock { delivered in
-                var updates: [MappingUpdate] = []
-                for change in changes {
-                    guard let address = change.address, delivered[address] != change.delivered else { continue }
-                    delivered[address] = change.delivered
-                    updates.append(MappingUpdate(address: address, mapping: change.delivered?.mapping,
-                                                 createRevision: change.delivered?.createRevision ?? 0))
-                }
-                return updates
-            }
-            if !updates.isEmpty { onChange(updates) }
         }
-        try Task.checkCancellation()
-        throw DatastoreError.watchEnded(endpoint: "datastore", reason: "the watch stream finished")
+        let updates = delivered.withLock { delivered in
+            var updates: [MappingUpdate] = []
+            for change in changes {
+                guard let address = change.address, delivered[address] != change.delivered else { continue }
+                delivered[address] = change.delivered
+                updates.append(MappingUpdate(address: address, mapping: change.delivered?.mapping,
+                                             createRevision: change.delivered?.createRevision ?? 0))
+            }
+            return updates
+        }
+        if !updates.isEmpty { onChange(updates) }
     }
 }

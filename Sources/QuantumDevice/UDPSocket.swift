@@ -131,6 +131,15 @@ public struct UDPSocket: Sendable {
         } >= 0
     }
 
+    /// Marks every packet the socket sends with `mark` (`SO_MARK`, needs CAP_NET_ADMIN), so
+    /// that policy routing can keep them off the tunnel (gateway mode).
+    public func setMark(_ mark: UInt32) throws(SystemError) {
+        var value = mark
+        guard setsockopt(fileDescriptor, SOL_SOCKET, SO_MARK, &value, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
+            throw SystemError("set SO_MARK \(mark) on UDP socket", code: errno)
+        }
+    }
+
     /// Closes the descriptor.
     public func close() {
         _ = Glibc.close(fileDescriptor)

@@ -51,6 +51,12 @@ final class ControlPlane: @unchecked Sendable {
         var removalGrace: UInt64
         /// Whether this node offers the compression plugin (used with peers that offer it too).
         var compression = false
+        /// The private network (nil: no gateway roles, as in tests that need none).
+        var network: IPv4Prefix? = nil
+        /// The peer that takes traffic for outside the network (gateway client).
+        var gateway: IPv4Address? = nil
+        /// Whether this node accepts peers' traffic for outside the network (gateway server).
+        var servesGateway = false
     }
 
     /// A datagram the control thread sends at the end of its turn.
@@ -66,6 +72,8 @@ final class ControlPlane: @unchecked Sendable {
         var events: [ControlEvent] = []
         /// Coalesced mapping changes: the newest per address, so at most one entry per address.
         var mappings: [IPv4Address: MappingUpdate] = [:]
+        /// The newest holders of floating IPs not yet applied.
+        var floatingHolders: [IPv4Address: IPv4Address]?
     }
 
     /// Most handshake messages waiting for the control thread; more are dropped (and counted).
@@ -103,6 +111,9 @@ final class ControlPlane: @unchecked Sendable {
     let removalGrace: UInt64
     /// Whether this node offers the compression plugin.
     let compression: Bool
+    let network: IPv4Prefix?
+    let gateway: IPv4Address?
+    let servesGateway: Bool
     let tables: ForwardingTableHolder
     let logger: Logger
     let counters = CounterSet<ControlCounter>()
@@ -123,6 +134,8 @@ final class ControlPlane: @unchecked Sendable {
     var claimants: [[UInt8]: [IPv4Address]] = [:]
     /// Addresses whose mapping was removed and whose peer is kept until the grace ends.
     var graced: Set<IPv4Address> = []
+    /// Each floating IP with a known holder, mapped to the holder's private address.
+    var floatingHolders: [IPv4Address: IPv4Address] = [:]
     /// Which peer each local index (session or pending initiation) belongs to.
     var owners: [UInt32: IPv4Address] = [:]
     /// Public keys whose valid initiations arrived before any mapping carried them, with
@@ -152,6 +165,9 @@ final class ControlPlane: @unchecked Sendable {
         useIPv4 = configuration.useIPv4
         useIPv6 = configuration.useIPv6
         removalGrace = configuration.removalGrace
+        network = configuration.network
+        gateway = configuration.gateway
+        servesGateway = configuration.servesGateway
         self.transport = transport
         self.clock = clock
         self.tables = tables
@@ -178,6 +194,13 @@ final class ControlPlane: @unchecked Sendable {
         inbox.withLock { inbox in
             for update in updates { inbox.mappings[update.address] = update }
         }
+        wakeup.signal()
+    }
+
+    /// Replaces the holders of floating IPs (floating IP → holder's private address); the
+    /// next turn publishes a table with them.
+    func setFloatingHolders(_ holders: [IPv4Address: IPv4Address]) {
+        inbox.withLock { $0.floatingHolders = holders }
         wakeup.signal()
     }
 
@@ -230,18 +253,24 @@ final class ControlPlane: @unchecked Sendable {
     /// and only then sends what the turn produced.
     func step() {
         let now = clock.now()
-        let (events, updates) = inbox.withLock { inbox in
+        let (events, updates, floating) = inbox.withLock { inbox in
             defer {
                 inbox.events.removeAll(keepingCapacity: true)
                 inbox.mappings = [:]
+                inbox.floatingHolders = nil
             }
-            return (inbox.events, inbox.mappings)
+            return (inbox.events, inbox.mappings, inbox.floatingHolders)
         }
         for update in updates.values where applyMapping(update, now: now) {
             mappingsUnpublished = true
         }
         if !updates.isEmpty && !strangers.isEmpty { greetStrangers(now: now) }
+        // A floating IP that moved is published at once: failover time counts.
         var sessionsChanged = false
+        if let floating, floating != floatingHolders {
+            floatingHolders = floating
+            sessionsChanged = true
+        }
         for event in events {
             sessionsChanged = handle(event, now: now) || sessionsChanged
         }

@@ -54,6 +54,15 @@ public final class ForwardingTable: Sendable {
         let compression: Bool
     }
 
+    /// The inner source addresses a peer may send from besides its own private address,
+    /// decided by the control thread when it builds the table.
+    struct InnerSources: Sendable {
+        /// The floating IPs the peer holds.
+        var floating: Set<IPv4Address> = []
+        /// Whether the peer is this node's gateway: sources outside the network come from it.
+        var outsideNetwork = false
+    }
+
     /// What a received receiver index means.
     struct Inbound: Sendable {
         let session: Session
@@ -64,14 +73,57 @@ public final class ForwardingTable: Sendable {
         let confirmed: Bool
         /// Both ends advertise the compression plugin: compressed packets are accepted.
         let compression: Bool
+        /// What the peer may send from besides `privateIP`.
+        var sources = InnerSources()
     }
 
     let routes: [IPv4Address: Route]
     let inbound: [UInt32: Inbound]
+    /// The private network: what lies outside it goes to (or comes from) a gateway.
+    let network: IPv4Prefix?
+    /// Floating IPs this node holds: accepted as inner destinations besides its own address.
+    let localFloating: Set<IPv4Address>
+    /// Whether this node serves as gateway: inner destinations outside `network` are accepted.
+    let servesGateway: Bool
+    /// Where packets for destinations outside `network` go (this node uses a gateway).
+    let gatewayRoute: Route?
 
-    init(routes: [IPv4Address: Route], inbound: [UInt32: Inbound]) {
+    init(routes: [IPv4Address: Route], inbound: [UInt32: Inbound], network: IPv4Prefix? = nil,
+         localFloating: Set<IPv4Address> = [], servesGateway: Bool = false, gatewayRoute: Route? = nil) {
         self.routes = routes
         self.inbound = inbound
+        self.network = network
+        self.localFloating = localFloating
+        self.servesGateway = servesGateway
+        self.gatewayRoute = gatewayRoute
+    }
+
+    /// The route for a packet to `destination`: its peer (or the holder of that floating IP),
+    /// else the gateway when the destination is outside the network. O(1), allocation-free.
+    @inline(__always)
+    func route(to destination: IPv4Address) -> Route? {
+        if let route = routes[destination] { return route }
+        guard let gatewayRoute, let network, !network.contains(destination) else { return nil }
+        return gatewayRoute
+    }
+
+    /// Whether a received packet for `destination` is for this node (`localIP` is its own
+    /// address): that address, a floating IP it holds, or anything outside the network
+    /// when it serves as gateway.
+    @inline(__always)
+    func accepts(destination: IPv4Address, localIP: IPv4Address) -> Bool {
+        if destination == localIP || localFloating.contains(destination) { return true }
+        guard servesGateway, let network else { return false }
+        return !network.contains(destination)
+    }
+
+    /// Whether `inbound`'s peer may send a packet from `source`: its own address, a
+    /// floating IP it holds, or (from this node's gateway) an address outside the network.
+    @inline(__always)
+    func accepts(source: IPv4Address, from inbound: Inbound) -> Bool {
+        if source == inbound.privateIP || inbound.sources.floating.contains(source) { return true }
+        guard inbound.sources.outsideNetwork, let network else { return false }
+        return !network.contains(source)
     }
 
     static let empty = ForwardingTable(routes: [:], inbound: [:])

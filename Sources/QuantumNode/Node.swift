@@ -26,6 +26,12 @@ public final class Node: Sendable {
         public var removalGrace: UInt64
         /// The TUN device's name, used in the fatal-error message.
         public var deviceName: String
+        /// The private network; needed for the gateway roles below.
+        public var network: IPv4Prefix?
+        /// The private IP of the peer that takes traffic for outside the network (`--forward`).
+        public var gateway: IPv4Address?
+        /// Whether peers' traffic for outside the network is accepted (`--serve-gateway`).
+        public var servesGateway: Bool
         /// Called once, from a worker thread, when the node cannot go on (its TUN queue
         /// is gone or fails on every read for a second), with one line naming the device
         /// and the errno. The failed worker has stopped; the caller should `stop()` the
@@ -36,7 +42,8 @@ public final class Node: Sendable {
 
         public init(privateIP: IPv4Address, mtu: Int, useIPv4: Bool, useIPv6: Bool,
                     removalGrace: UInt64 = 120 * 1_000_000_000, deviceName: String = "tun",
-                    onFatalError: @escaping @Sendable (String) -> Void = { _ in }, compression: Bool = false) {
+                    onFatalError: @escaping @Sendable (String) -> Void = { _ in }, compression: Bool = false,
+                    network: IPv4Prefix? = nil, gateway: IPv4Address? = nil, servesGateway: Bool = false) {
             self.privateIP = privateIP
             self.mtu = mtu
             self.useIPv4 = useIPv4
@@ -45,6 +52,9 @@ public final class Node: Sendable {
             self.deviceName = deviceName
             self.onFatalError = onFatalError
             self.compression = compression
+            self.network = network
+            self.gateway = gateway
+            self.servesGateway = servesGateway
         }
     }
 
@@ -62,7 +72,8 @@ public final class Node: Sendable {
         let configuration = ControlPlane.Configuration(
             localIP: settings.privateIP, keyPair: keyPair, workerCount: queues.count,
             useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace,
-            compression: settings.compression)
+            compression: settings.compression,
+            network: settings.network, gateway: settings.gateway, servesGateway: settings.servesGateway)
         control = ControlPlane(configuration: configuration, transport: SocketTransport(sockets: sockets),
                                clock: SystemClock(), tables: tables, logger: logger)
         var pollers: [Poller] = []
@@ -108,6 +119,12 @@ public final class Node: Sendable {
     /// them, so a burst of updates costs memory per address, not per update.
     public func apply(_ updates: [MappingUpdate]) {
         control.enqueue(updates)
+    }
+
+    /// Replaces the holders of floating IPs (floating IP → holder's private address): peers'
+    /// floating IPs get routes to their holders, this node's are accepted as destinations.
+    public func setFloatingHolders(_ holders: [IPv4Address: IPv4Address]) {
+        control.setFloatingHolders(holders)
     }
 
     /// Whether the published forwarding table has a route to `address` (for tests).

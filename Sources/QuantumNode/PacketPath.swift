@@ -43,7 +43,7 @@ final class PacketPath: @unchecked Sendable {
     func seal(_ buffer: UnsafeMutableRawPointer, length: Int, table: ForwardingTable,
               now: UInt64) -> (length: Int, endpoint: UDPEndpoint)? {
         let packet = UnsafeRawBufferPointer(start: buffer + WireFormat.transportHeaderSize, count: length)
-        guard let destination = IPPacket.ipv4Destination(packet), let route = table.routes[destination] else {
+        guard let destination = IPPacket.ipv4Destination(packet), let route = table.route(to: destination) else {
             dropOutgoing(.dropNoRoute, bytes: length)
             return nil
         }
@@ -171,11 +171,11 @@ final class PacketPath: @unchecked Sendable {
                 dropIncoming(.dropMalformed, .dropMalformed, bytes: message.count, from: inbound.signals.traffic)
                 return nil
             }
-            guard source == inbound.privateIP else {
+            guard table.accepts(source: source, from: inbound) else {
                 dropIncoming(.dropSpoofed, .dropSpoofed, bytes: message.count, from: inbound.signals.traffic)
                 return nil
             }
-            guard destination == localIP else {
+            guard table.accepts(destination: destination, localIP: localIP) else {
                 dropIncoming(.dropDestination, .dropDestination, bytes: message.count, from: inbound.signals.traffic)
                 return nil
             }

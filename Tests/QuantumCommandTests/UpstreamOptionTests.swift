@@ -17,6 +17,7 @@ final class UpstreamOptionTests: XCTestCase {
         "network": "nw", "network-static-range": "nsr", "network-floating-range": "nfr",
         "network-backend": "nb", "network-lease-time": "nlt",
         "stats-route": "sr", "stats-address": "sa", "stats-port": "sp", "pid-file": "pf",
+        "floating-ips": "fips", "datastore-floating-ip-ttl": "fttl", "forward": "f", "gateway": "g",
     ]
 
     func testEveryUpstreamShortNameParsesToItsLongOption() throws {

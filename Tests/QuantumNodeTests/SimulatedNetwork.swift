@@ -58,14 +58,17 @@ final class SimulatedNetwork: @unchecked Sendable {
 
     /// A node at a fresh loopback port (or at `port`, e.g. a node restarted in place).
     /// With `compression`, the node offers the compression plugin; `advertised` overrides the
-    /// plugins its mapping lists (a peer that claims what it does not do).
+    /// plugins its mapping lists (a peer that claims what it does not do). `configure` may set
+    /// more of its control plane's configuration (e.g. gateway roles).
     func addNode(_ address: String, keyPair: StaticKeyPair = .generate(), removalGrace: UInt64 = seconds(120),
-                 port: UInt16? = nil, compression: Bool = false, advertised: [String]? = nil) -> SimulatedNode {
+                 port: UInt16? = nil, compression: Bool = false, advertised: [String]? = nil,
+                 configure: (inout ControlPlane.Configuration) -> Void = { _ in }) -> SimulatedNode {
         nextPort += 1
         let node = SimulatedNode(network: self, address: IPv4Address(address)!, keyPair: keyPair,
                                  port: port ?? nextPort, createRevision: newRevision(), removalGrace: removalGrace,
                                  compression: compression,
-                                 plugins: advertised ?? (compression ? [Plugin.compression.rawValue] : []))
+                                 plugins: advertised ?? (compression ? [Plugin.compression.rawValue] : []),
+                                 configure: configure)
         nodes.append(node)
         return node
     }
@@ -153,7 +156,8 @@ final class SimulatedNode: @unchecked Sendable {
     }
 
     init(network: SimulatedNetwork, address: IPv4Address, keyPair: StaticKeyPair, port: UInt16,
-         createRevision: Int64, removalGrace: UInt64, compression: Bool = false, plugins: [String] = []) {
+         createRevision: Int64, removalGrace: UInt64, compression: Bool = false, plugins: [String] = [],
+         configure: (inout ControlPlane.Configuration) -> Void = { _ in }) {
         self.network = network
         self.plugins = plugins
         self.address = address
@@ -163,9 +167,10 @@ final class SimulatedNode: @unchecked Sendable {
         self.createRevision = createRevision
         var logger = Logger(label: "sim-\(address)")
         logger.logLevel = .critical
-        let configuration = ControlPlane.Configuration(localIP: address, keyPair: keyPair, workerCount: 1, useIPv4: true,
+        var configuration = ControlPlane.Configuration(localIP: address, keyPair: keyPair, workerCount: 1, useIPv4: true,
                                                        useIPv6: false, removalGrace: removalGrace,
                                                        compression: compression)
+        configure(&configuration)
         control = ControlPlane(configuration: configuration,
                                transport: Transport(network: network, source: source, tables: tables),
                                clock: network.clock, tables: tables, logger: logger)
