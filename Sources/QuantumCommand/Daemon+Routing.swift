@@ -58,9 +58,9 @@ extension Daemon {
     static func runFloatingIPs(_ election: FloatingIPElection, node: Node, device: String,
                                syncInterval: Duration, logger: Logger) async {
         let onDevice = DeviceFloatingAddresses(device: device, logger: logger)
-        let origin = ContinuousClock.now
         let me = election.me.privateIP
-        await election.run(clock: { Daemon.nanoseconds(ContinuousClock.now - origin) }, syncInterval: syncInterval) { holders in
+        // CLOCK_MONOTONIC, shared with the successor of a rolling restart (see FloatingIPElection.Handover).
+        await election.run(clock: monotonicNanoseconds, syncInterval: syncInterval) { holders in
             onDevice.update(to: Set(holders.filter { $0.value == me }.keys))
             node.setFloatingHolders(holders)
         }

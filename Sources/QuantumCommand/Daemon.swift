@@ -190,8 +190,11 @@ public enum Daemon {
                             network: registration.network.network, gateway: configuration.gateway,
                             servesGateway: configuration.serveGateway),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
+        let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
+                                        network: registration.network, logger: logger)
         if let takeover {
-            try takeover.confirmRunning(node: node, pidFile: pidFile, logger: logger)
+            if let handed = takeover.state.floating { floating.adopt(handed) }
+            try takeover.confirmRunning(node: node, floatingHolders: floating.holders(), pidFile: pidFile, logger: logger)
         } else if !registration.peers.isEmpty {
             node.apply(registration.peers)
         }
@@ -203,8 +206,6 @@ public enum Daemon {
         let roles = try GatewayRoles.setUp(configuration, device: device.name, network: registration.network.network,
                                            sockets: sockets, logger: logger)
         defer { roles.tearDown(logger: logger) }
-        let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
-                                        network: registration.network, logger: logger)
 
         let port = sockets[0].localPort
         logger.info("""
@@ -224,7 +225,7 @@ public enum Daemon {
         defer { pidFile.remove(ifHolding: getpid()) }
         let restart = RollingRestart(configuration: configuration, node: node, device: device, sockets: sockets,
                                      address: address, network: registration.network, lease: lease,
-                                     registry: registry, notifier: notifier, logger: logger)
+                                     registry: registry, floating: floating, notifier: notifier, logger: logger)
 
         let signals = SignalWatcher([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
         defer { signals.cancel() }

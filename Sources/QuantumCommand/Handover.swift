@@ -58,6 +58,8 @@ struct HandoverState: Codable, Sendable {
     var mappings: [HandedMapping]
     /// Live links (sessions without their key bytes, which travel after the JSON).
     var links: [PeerLink]
+    /// The floating IP election: lease, holdings and view (nil from a predecessor without one).
+    var floating: FloatingIPElection.Handover? = nil
 }
 
 /// `Lease`, in the handover blob.
@@ -172,6 +174,10 @@ extension Configuration {
             "network-static-range": "\(network.staticRange)", "network-floating-range": "\(network.floatingRange)",
             "network-lease-time": DurationText.format(seconds: network.leaseTimeSeconds), "mtu": "\(mtu)",
             "pid-file": pidFile,
+            // The successor keeps renewing the predecessor's floating IP lease, so the
+            // addresses it competes for, and that lease's TTL, stay as they are.
+            "floating-ips": floatingIPs.map(\.description).joined(separator: ","),
+            "datastore-floating-ip-ttl": DurationText.format(seconds: datastoreFloatingIPTTL),
         ]
     }
 

@@ -31,6 +31,7 @@ struct RollingRestart: Sendable {
     let network: NetworkConfig
     let lease: LeaseRecord
     let registry: NetworkRegistry
+    let floating: FloatingIPElection
     let notifier: ServiceNotifier
     let logger: Logger
 
@@ -102,7 +103,8 @@ struct RollingRestart: Sendable {
                 fromPID: getpid(), frozenAt: frozenAt, deviceName: device.name, queueCount: device.queues.count,
                 socketCount: sockets.count, privateIP: address.value, network: network,
                 lease: lease.current.map { HandedLease(id: $0.id, key: $0.key) },
-                mappings: registry.deliveredMappings().map(HandedMapping.init), links: node.links())
+                mappings: registry.deliveredMappings().map(HandedMapping.init), links: node.links(),
+                floating: floating.handover())
             sessions = state.links.reduce(0) { $0 + $1.sessionCount }
             var blob = try HandoverCodec.encode(&state)
             defer { Session.wipe(&blob) }

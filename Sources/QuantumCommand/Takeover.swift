@@ -84,12 +84,12 @@ struct Takeover: Sendable {
             source: "pid \(state.fromPID) (rolling restart)")
     }
 
-    /// Installs the peer map and sessions in the (not yet started) node, writes the pid file
+    /// Installs the peer map, floating IP holders and sessions in the (not yet started) node, writes the pid file
     /// and tells the predecessor this process runs. From here on the predecessor exits; the
     /// caller starts the node right after.
-    func confirmRunning(node: Node, pidFile: PidFile, logger: Logger) throws {
+    func confirmRunning(node: Node, floatingHolders: [IPv4Address: IPv4Address], pidFile: PidFile, logger: Logger) throws {
         var links = state.links
-        let (sessions, problems) = node.restore(mappings: registration.peers, links: &links)
+        let (sessions, problems) = node.restore(mappings: registration.peers, links: &links, floatingHolders: floatingHolders)
         for problem in problems { logger.warning("takeover: \(problem)") }
         try pidFile.write(pid: getpid())
         try channel.send(kind: HandoverMessage.running.rawValue, payload: [])

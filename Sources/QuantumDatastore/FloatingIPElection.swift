@@ -310,6 +310,58 @@ public final class FloatingIPElection: Sendable {
         }
     }
 
+    // MARK: Rolling restart
+
+    /// What the process that replaces this one (rolling restart) needs to go on holding this
+    /// node's floating IPs under the same lease without a gap: the lease, when it was last
+    /// renewed, what is held and the holders seen. Times are CLOCK_MONOTONIC nanoseconds,
+    /// which both processes share (``run(clock:syncInterval:onChange:)`` must be given that clock).
+    public struct Handover: Codable, Equatable, Sendable {
+        /// One floating IP key as seen under the prefix.
+        public struct Seen: Codable, Equatable, Sendable {
+            public var address: UInt32
+            /// The holder's private address and machine ID; nil for a value that is not a holder.
+            public var holder: UInt32?
+            public var machineID: String?
+            public var lease: Int64
+        }
+
+        public var lease: Int64?
+        public var lastRenewal: UInt64
+        public var held: [UInt32]
+        public var seen: [Seen]
+    }
+
+    /// The state to hand to a successor (the data path is frozen; this process exits next
+    /// without releasing, so the lease and its keys stay).
+    public func handover() -> Handover {
+        state.withLock { state in
+            Handover(lease: state.lease, lastRenewal: state.lastRenewal, held: state.held.map(\.value).sorted(),
+                     seen: state.observed.map { address, observed in
+                         Handover.Seen(address: address.value, holder: observed.holder?.privateIP.value,
+                                       machineID: observed.holder?.machineID, lease: observed.lease)
+                     })
+        }
+    }
+
+    /// Continues a predecessor's election, before ``run(clock:syncInterval:onChange:)``: same
+    /// lease, same last renewal (so the hold still ends when etcd's deadline requires), the
+    /// addresses it held that are still candidates here, and its view of the prefix.
+    public func adopt(_ handover: Handover) {
+        state.withLock { state in
+            state.lease = handover.lease
+            state.lastRenewal = handover.lastRenewal
+            state.held = Set(handover.held.map(IPv4Address.init).filter(candidates.contains))
+            state.observed = [:]
+            for seen in handover.seen {
+                let holder = seen.holder.flatMap { address in
+                    seen.machineID.map { FloatingHolder(privateIP: IPv4Address(address), machineID: $0) }
+                }
+                state.observed[IPv4Address(seen.address)] = Observed(holder: holder, lease: seen.lease)
+            }
+        }
+    }
+
     // MARK: Running
 
     /// Runs the election until cancelled, then leaves the lease for ``release()``:

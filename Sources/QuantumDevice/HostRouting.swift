@@ -50,29 +50,50 @@ public enum GatewayClientRouting {
     public static let routeProtocol = 220
 
     /// Installs the routes and rules; returns the addresses given a /32 route on the underlay.
+    ///
+    /// What is already in place is kept (a rolling restart's successor, or a crashed run's
+    /// leftovers, find it so): routes are replaced, a rule is re-added only when it is missing
+    /// or different, and /32 routes of etcd endpoints no longer configured are deleted. So the
+    /// host's routing never passes through a state where outside traffic leaves unencrypted.
     @discardableResult
     public static func install(device: String, keepOnUnderlay addresses: [IPv4Address]) throws(HostCommand.Failure) -> [IPv4Address] {
-        remove()
-        var pinned: [IPv4Address] = []
-        for address in addresses {
-            // Asked before the rules exist: the underlay route `main` uses today.
-            let route = try HostCommand.run("ip", ["-4", "-o", "route", "get", "\(address)"])
-            guard let via = word(after: "via", in: route), let dev = word(after: "dev", in: route) else { continue }
-            try HostCommand.run("ip", ["-4", "route", "replace", "\(address)/32", "via", via, "dev", dev,
-                                       "proto", "\(routeProtocol)"])
-            pinned.append(address)
-        }
         do {
+            var pinned: [IPv4Address] = []
+            for address in addresses {
+                // Asked with quantum's mark, so the answer is the underlay route `main` gives,
+                // whether or not the rules are in place already.
+                let route = try HostCommand.run("ip", ["-4", "-o", "route", "get", "\(address)", "mark", "\(mark)"])
+                guard let via = word(after: "via", in: route), let dev = word(after: "dev", in: route) else { continue }
+                try HostCommand.run("ip", ["-4", "route", "replace", "\(address)/32", "via", via, "dev", dev,
+                                           "proto", "\(routeProtocol)"])
+                pinned.append(address)
+            }
+            let stale = try HostCommand.run("ip", ["-4", "-o", "route", "show", "proto", "\(routeProtocol)"])
+                .split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+                .filter { destination in !pinned.contains { "\($0)" == destination || "\($0)/32" == destination } }
+            for destination in stale {
+                try HostCommand.run("ip", ["-4", "route", "del", destination, "proto", "\(routeProtocol)"])
+            }
             try HostCommand.run("ip", ["-4", "route", "replace", "default", "dev", device, "table", "\(table)"])
-            try HostCommand.run("ip", ["-4", "rule", "add", "priority", "\(suppressPriority)", "table", "main",
-                                       "suppress_prefixlength", "0"])
-            try HostCommand.run("ip", ["-4", "rule", "add", "priority", "\(tunnelPriority)", "not", "fwmark",
-                                       "\(mark)", "table", "\(table)"])
+            try ensureRule(priority: suppressPriority, ["table", "main", "suppress_prefixlength", "0"],
+                           shown: ["lookup main", "suppress_prefixlength 0"])
+            try ensureRule(priority: tunnelPriority, ["not", "fwmark", "\(mark)", "table", "\(table)"],
+                           shown: ["not from all fwmark 0x\(String(mark, radix: 16))", "lookup \(table)"])
+            return pinned
         } catch {
             remove()
             throw error
         }
-        return pinned
+    }
+
+    /// Leaves the rule at `priority` alone when it is the only one there and its listing has
+    /// every text in `shown`; otherwise deletes what is there and adds it with `arguments`.
+    private static func ensureRule(priority: Int, _ arguments: [String], shown: [String]) throws(HostCommand.Failure) {
+        let listing = try HostCommand.run("ip", ["-4", "rule", "show", "priority", "\(priority)"])
+        let lines = listing.split(separator: "\n")
+        if lines.count == 1, shown.allSatisfy({ lines[0].contains($0) }) { return }
+        while (try? HostCommand.run("ip", ["-4", "rule", "del", "priority", "\(priority)"])) != nil {}
+        try HostCommand.run("ip", ["-4", "rule", "add", "priority", "\(priority)"] + arguments)
     }
 
     /// Removes every rule and route ``install(device:keepOnUnderlay:)`` adds; absent ones are skipped.
@@ -105,9 +126,13 @@ public enum GatewayServerForwarding {
         "quantum_" + String(device.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "_" })
     }
 
-    /// The nftables script that creates the table.
+    /// The nftables script that (re)creates the table in one transaction: declaring the table
+    /// first makes the delete succeed whether or not it existed, and nft applies the whole
+    /// script atomically, so masquerading never lapses while the table is replaced.
     static func ruleset(device: String, network: IPv4Prefix) -> String {
         """
+        table inet \(tableName(device: device))
+        delete table inet \(tableName(device: device))
         table inet \(tableName(device: device)) {
             chain postrouting {
                 type nat hook postrouting priority srcnat; policy accept;
@@ -120,7 +145,6 @@ public enum GatewayServerForwarding {
     /// Enables forwarding and masquerading. The forwarding setting found is saved at
     /// `savedForwarding` unless a previous run already saved one (its crash left forwarding on).
     public static func install(device: String, network: IPv4Prefix, savedForwarding: String) throws(HostCommand.Failure) {
-        _ = try? HostCommand.run("nft", ["delete", "table", "inet", tableName(device: device)])
         do {
             if !FileManager.default.fileExists(atPath: savedForwarding) {
                 let current = try String(contentsOfFile: forwardingPath, encoding: .utf8)

@@ -90,12 +90,14 @@ extension ControlPlane {
         }
     }
 
-    /// Applies the handed-over peer map, then installs each link's sessions on its peer and
-    /// publishes the table. Wipes every link's key bytes. Returns the number of sessions
+    /// Applies the handed-over peer map and floating IP holders, then installs each link's
+    /// sessions on its peer and publishes the table. Wipes every link's key bytes. Returns the number of sessions
     /// installed and a line for each link that could not be (no mapping owns that address,
     /// or its state is damaged).
-    func restore(mappings: [MappingUpdate], links: inout [PeerLink], now: UInt64) -> (sessions: Int, problems: [String]) {
+    func restore(mappings: [MappingUpdate], links: inout [PeerLink], floatingHolders: [IPv4Address: IPv4Address],
+                 now: UInt64) -> (sessions: Int, problems: [String]) {
         for update in mappings { _ = applyMapping(update, now: now) }
+        self.floatingHolders = floatingHolders
         var installed = 0
         var problems: [String] = []
         for index in links.indices {

@@ -171,11 +171,13 @@ public final class Node: Sendable {
         control.links(now: monotonicNanoseconds())
     }
 
-    /// Before `start()`: installs a handed-over peer map and the links of the process this
-    /// one replaces (wiping their key bytes). Returns the sessions installed and a line per
-    /// link that was dropped.
-    public func restore(mappings: [MappingUpdate], links: inout [PeerLink]) -> (sessions: Int, problems: [String]) {
-        control.restore(mappings: mappings, links: &links, now: monotonicNanoseconds())
+    /// Before `start()`: installs a handed-over peer map, floating IP holders (floating IP →
+    /// holder's private IP) and the links of the process this one replaces (wiping their key
+    /// bytes), so the first table the workers see is complete. Returns the sessions installed
+    /// and a line per link that was dropped.
+    public func restore(mappings: [MappingUpdate], links: inout [PeerLink],
+                        floatingHolders: [IPv4Address: IPv4Address] = [:]) -> (sessions: Int, problems: [String]) {
+        control.restore(mappings: mappings, links: &links, floatingHolders: floatingHolders, now: monotonicNanoseconds())
     }
 
     /// Stops every thread and waits for them, wiping session keys.

@@ -108,6 +108,41 @@ final class FloatingIPElectionTests: XCTestCase {
         XCTAssertEqual(a.held, [floating])
     }
 
+    func testASuccessorAdoptsTheHoldingsAndRenewsThePredecessorsLease() async throws {
+        let predecessor = election(1), other = election(2)
+        await predecessor.contend(now: 0)
+        await predecessor.contend(now: predecessor.renewalInterval)
+        try await sync(predecessor, other)
+        let stored = try await inner.get("/quantum/floating/\(floating)")
+        let lease = try XCTUnwrap(stored).lease
+        let handed = predecessor.handover()
+        XCTAssertEqual(handed.lease, lease)
+        XCTAssertEqual(handed.lastRenewal, predecessor.renewalInterval)
+
+        // The successor: same machine, a new process; it never asks for a lease of its own.
+        let successor = election(1)
+        successor.adopt(handed)
+        XCTAssertEqual(successor.held, [floating], "held from the first moment, before any datastore round")
+        XCTAssertEqual(successor.holders(), [floating: holder(1).privateIP])
+        let granted = store.grants
+        await successor.contend(now: predecessor.renewalInterval * 2)
+        XCTAssertEqual(store.grants, granted, "no new lease: the predecessor's is renewed")
+        XCTAssertEqual(successor.held, [floating])
+        let renewed = try await inner.get("/quantum/floating/\(floating)")
+        XCTAssertEqual(renewed?.lease, lease)
+        await other.contend(now: predecessor.renewalInterval * 2)
+        XCTAssertEqual(other.held, [], "the other candidate never gets it")
+
+        // The hold still ends where etcd's deadline requires: from the last renewal handed
+        // over, not from the successor's start.
+        let cutOff = election(1)
+        cutOff.adopt(handed)
+        store.cut(true)
+        XCTAssertFalse(cutOff.expire(now: handed.lastRenewal + cutOff.holdLimit - 1))
+        XCTAssertTrue(cutOff.expire(now: handed.lastRenewal + cutOff.holdLimit))
+        store.cut(false)
+    }
+
     func testCutOffHolderGivesUpBeforeItsLeaseRunsOutAndCompetesAgainLater() async throws {
         let a = election(1)
         await a.contend(now: 0)

@@ -6,6 +6,7 @@ QT_CASES+=(
     "floating_cut_off 120"
     "gateway_forward 150"
     "gateway_unknown_refused 90"
+    "floating_survives_reload 120"
 )
 
 ROUTE_FLOATING=10.99.2.1
@@ -269,4 +270,42 @@ tc_gateway_unknown_refused() {
     drops=$(counter 1 drop_destination) || qt_fail "no counters from n1: $drops" 1
     ((drops >= 1)) || qt_fail "n1 did not count the dropped outside packets (drop_destination=$drops)" 1
     qt_log "figures: non-serving gateway dropped $drops outside packets (drop_destination)"
+}
+
+# floating_lease: the lease ID etcd binds $ROUTE_FLOATING's key to (empty if none).
+floating_lease() {
+    qt_etcdctl get -w fields "/quantum/floating/$ROUTE_FLOATING" | awk '$1 == "\"Lease\"" {print $3; exit}'
+}
+
+# A holder's rolling restart (SIGHUP) keeps its floating IP: the successor goes on renewing
+# the predecessor's lease, so the key keeps its lease and holder for more than two TTLs
+# after the reload, the other candidate never takes it, and a 100 Hz ping from n3 to the
+# floating IP loses nothing.
+tc_floating_survives_reload() {
+    local before after seconds=$((2 * ROUTE_TTL + 4))
+    setup 3
+    floating_node 1
+    wait_up 1
+    must_hold 1 15 1
+    floating_node 2
+    qt_node_start 3
+    wait_up 2 3
+    qt_wait_for 10 qt_ping 3 "$ROUTE_FLOATING" 2 || qt_fail "n3 cannot ping $ROUTE_FLOATING held by n1" 1 3
+    before=$(floating_lease)
+    [[ -n $before && $before != 0 ]] || qt_fail "the key of $ROUTE_FLOATING has no lease" 1
+    qt_step "100 Hz ping n3 -> $ROUTE_FLOATING for ${seconds} s across a reload of its holder n1"
+    qt_spawn "$(qt_ns 3)" "$QT_WORK/floating.ping" ping-floating ping -n -q -i 0.01 -W 1 -c $((seconds * 100)) "$ROUTE_FLOATING"
+    QT_BGPING[floating]=$QT_LAST_PID
+    sleep 1
+    reload_once 1
+    qt_bgping_result floating $((seconds + 30)) || qt_fail "the ping to $ROUTE_FLOATING did not end with a summary" 1 3
+    ((QT_PING_TX > 0 && QT_PING_RX == QT_PING_TX)) ||
+        qt_fail "100 Hz ping to $ROUTE_FLOATING lost $((QT_PING_TX - QT_PING_RX)) of $QT_PING_TX across n1's reload" 1 3
+    after=$(floating_lease)
+    [[ $after == "$before" ]] || qt_fail "the key of $ROUTE_FLOATING is bound to lease '$after', not '$before', ${seconds} s after the reload" 1 2
+    has_addr 1 "$ROUTE_FLOATING" || qt_fail "n1's successor does not carry $ROUTE_FLOATING" 1
+    has_addr 2 "$ROUTE_FLOATING" && qt_fail "n2 took $ROUTE_FLOATING during n1's reload" 1 2
+    qt_etcdctl get --print-value-only "/quantum/floating/$ROUTE_FLOATING" | grep -q "\"${QT_IP[1]}\"" ||
+        qt_fail "etcd no longer names n1 (${QT_IP[1]}) as holder" 1
+    qt_log "figures: floating IP held across a reload: 100 Hz ping $QT_PING_TX sent, 0 lost; same lease $before after $((seconds - 1)) s (TTL ${ROUTE_TTL} s); frozen ${RELOAD_FREEZE_MS:-?} ms"
 }
