@@ -50,9 +50,8 @@ stamped_ping_gap() {
     ((REPLIES > 0)) || qt_fail "ping $name got no reply at all: $(tail -n 2 "$QT_WORK/$name.ping" | tr '\n' ' ')" "$@"
 }
 
-# Floating IP: n1 and n2 compete, n3 pings the floating IP. A clean stop of the holder hands
-# over at once; a kill -9 of the next holder hands over within TTL + 1 s.
-tc_floating_failover() {
+# floating_trio: n1 holds $ROUTE_FLOATING, n2 competes for it, n3 is a plain node.
+floating_trio() {
     setup 3
     floating_node 1
     wait_up 1
@@ -60,6 +59,12 @@ tc_floating_failover() {
     floating_node 2
     qt_node_start 3
     wait_up 2 3
+}
+
+# Floating IP: n1 and n2 compete, n3 pings the floating IP. A clean stop of the holder hands
+# over at once; a kill -9 of the next holder hands over within TTL + 1 s.
+tc_floating_failover() {
+    floating_trio
     qt_step "n3 reaches the floating IP"
     qt_ping 3 "$ROUTE_FLOATING" 20 || qt_fail "n3 cannot ping $ROUTE_FLOATING held by n1" 1 3
     has_addr 2 "$ROUTE_FLOATING" && qt_fail "n2 holds $ROUTE_FLOATING too" 1 2
@@ -283,13 +288,7 @@ floating_lease() {
 # floating IP loses nothing.
 tc_floating_survives_reload() {
     local before after seconds=$((2 * ROUTE_TTL + 4))
-    setup 3
-    floating_node 1
-    wait_up 1
-    must_hold 1 15 1
-    floating_node 2
-    qt_node_start 3
-    wait_up 2 3
+    floating_trio
     qt_wait_for 10 qt_ping 3 "$ROUTE_FLOATING" 2 || qt_fail "n3 cannot ping $ROUTE_FLOATING held by n1" 1 3
     before=$(floating_lease)
     [[ -n $before && $before != 0 ]] || qt_fail "the key of $ROUTE_FLOATING has no lease" 1
