@@ -6,6 +6,7 @@ import QuantumCrypto
 import QuantumDatastore
 import QuantumDevice
 import QuantumNode
+import QuantumStats
 
 /// The daemon's lifecycle: checks, identity, datastore registration (or a start from the
 /// local cache), device and sockets, the engine, and a clean stop on SIGINT/SIGTERM.
@@ -201,7 +202,14 @@ public enum Daemon {
         node.start()
         defer { node.stop() }
         takeover?.logFreeze(logger: logger)
-        let stats = try await startStatsEndpoint(configuration: configuration, node: node, registry: registry, logger: logger)
+        let stats: StatsServer?
+        do {
+            stats = try await startStatsEndpoint(configuration: configuration, node: node, registry: registry, logger: logger)
+        } catch where takeover != nil {
+            // The predecessor is gone: better a node without its stats than no node.
+            logger.error("\(error); running without the stats endpoint until the next reload or restart")
+            stats = nil
+        }
         defer { stats?.stop() }
         let roles = try GatewayRoles.setUp(configuration, device: device.name, network: registration.network.network,
                                            sockets: sockets, logger: logger)
