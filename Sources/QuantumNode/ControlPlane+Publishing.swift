@@ -37,6 +37,5 @@ extension ControlPlane {
         }
         tables.publish(ForwardingTable(routes: routes, inbound: inbound, network: network, localFloating: localFloating,
                                        servesGateway: servesGateway, gatewayRoute: gateway.flatMap { routes[$0] }))
-        publishDirectory()
     }
 }

@@ -20,7 +20,6 @@ extension ControlPlane {
                 keepAlive(peer, session: session, endpoint: endpoint, now: now)
             }
         }
-        publishDirectory()
         return changed
     }
 

@@ -207,6 +207,11 @@ final class ControlPlane: @unchecked Sendable {
     /// How many mapping changes wait for the control thread.
     var pendingMappingCount: Int { inbox.withLock { $0.mappings.count } }
 
+    /// Makes the control loop take a turn now.
+    func wakeUp() {
+        wakeup.signal()
+    }
+
     /// Stops the control loop.
     func stop() {
         keepsSessionsOnExit.store(false, ordering: .relaxed)
@@ -287,6 +292,7 @@ final class ControlPlane: @unchecked Sendable {
             datagram.bytes.withUnsafeBytes { transport.send($0, to: datagram.endpoint, worker: datagram.worker) }
         }
         outbox.removeAll(keepingCapacity: true)
+        publishDirectoryIfRequested()
     }
 
     // MARK: - Events

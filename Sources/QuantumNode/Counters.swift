@@ -141,22 +141,43 @@ public enum PeerCounter: Int, CounterName {
 /// Each thread writes only its own cell (relaxed load and store, no shared read-modify-write,
 /// no lock, no allocation); the totals are summed when read. They belong to the peer, so
 /// they survive its session changes.
-public final class PeerTraffic: Sendable {
-    private let cells: [CounterSet<PeerCounter>]
+///
+/// One allocation per peer: the slots lie side by side, each rounded up to whole 64-byte
+/// cache lines, so two workers counting for the same peer never write the same line.
+public final class PeerTraffic: @unchecked Sendable {
+    // @unchecked: every cell is an atomic, and each slot is written by one thread only.
+
+    /// Cells per slot: the counters, rounded up to a multiple of 8 (64 bytes).
+    private static let slotStride = (PeerCounter.allCases.count + 7) / 8 * 8
+    private let cells: UnsafeMutablePointer<Atomic<UInt64>>
+    private let slots: Int
 
     /// - Parameter slots: worker count + 1 (the control thread's slot is the last).
     init(slots: Int) {
-        cells = (0..<slots).map { _ in CounterSet() }
+        self.slots = slots
+        let count = slots * Self.slotStride
+        cells = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Atomic<UInt64>>.stride, alignment: 64)
+            .bindMemory(to: Atomic<UInt64>.self, capacity: count)
+        for index in 0..<count { (cells + index).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        cells.deinitialize(count: slots * Self.slotStride)
+        UnsafeMutableRawPointer(cells).deallocate()
     }
 
     /// Adds `amount` to `name` in `slot`'s cell; only the thread that owns the slot calls this.
     @inline(__always)
     func add(_ name: PeerCounter, _ amount: UInt64 = 1, slot: Int) {
-        cells[slot].add(name, amount)
+        assert(slot < slots, "no such slot")
+        let cell = cells + (slot * Self.slotStride + name.rawValue)
+        cell.pointee.store(cell.pointee.load(ordering: .relaxed) &+ amount, ordering: .relaxed)
     }
 
     /// `name` summed over every slot.
     public func total(_ name: PeerCounter) -> UInt64 {
-        cells.reduce(0) { $0 &+ $1.value(name) }
+        (0..<slots).reduce(0) { sum, slot in
+            sum &+ (cells + (slot * Self.slotStride + name.rawValue)).pointee.load(ordering: .relaxed)
+        }
     }
 }

@@ -138,8 +138,16 @@ public final class Node: Sendable {
     }
 
     /// Every counter and every peer, for the stats endpoint (off the data path; allocates).
+    /// The peers are as the control thread describes them at the end of its next turn (waited
+    /// for up to ``snapshotWait``; a paused node gives the last description it made).
     public func snapshot() -> NodeSnapshot {
-        NodeSnapshot(
+        let published = control.directory.generation
+        control.requestDirectory()
+        let deadline = monotonicNanoseconds() + Node.snapshotWait
+        while control.directory.generation == published && monotonicNanoseconds() < deadline {
+            usleep(1000)
+        }
+        return NodeSnapshot(
             privateIP: control.localIP, publicKey: control.localPublicKey,
             queues: workers.map { worker in
                 Dictionary(uniqueKeysWithValues: WorkerCounter.allCases.map { ($0, worker.counters.value($0)) })
@@ -147,6 +155,9 @@ public final class Node: Sendable {
             control: Dictionary(uniqueKeysWithValues: ControlCounter.allCases.map { ($0, control.counters.value($0)) }),
             peers: control.peerStates(now: monotonicNanoseconds()))
     }
+
+    /// How long ``snapshot()`` waits for the control thread's description of the peers.
+    static let snapshotWait: UInt64 = 500_000_000
 
     /// Freezes the data path for a handover: stops every thread (each worker finishes the
     /// batch in hand) and waits for them, keeping peers, sessions and the table. Packets

@@ -78,23 +78,40 @@ struct PeerRecord: Sendable {
     let traffic: PeerTraffic
 }
 
-/// The peer records of the last publication: written by the control thread, read by the
-/// stats endpoint (a lock, but never taken on the data path).
+/// The peer records of the last publication: written by the control thread when a snapshot
+/// asked for them (never otherwise: with 10,000 peers, building them after every table or
+/// tick would cost memory and time for nobody), read by the stats endpoint (a lock, but never
+/// taken on the data path).
 final class PeerDirectory: Sendable {
-    private let records = Mutex<[PeerRecord]>([])
+    private let records = Mutex<(generation: UInt64, records: [PeerRecord])>((0, []))
+    /// Set by a snapshot; the control thread publishes at the end of its next turn.
+    let requested = Atomic<Bool>(false)
 
     func publish(_ new: [PeerRecord]) {
-        records.withLock { $0 = new }
+        records.withLock { $0 = ($0.generation &+ 1, new) }
     }
 
+    /// How many publications there were.
+    var generation: UInt64 { records.withLock { $0.generation } }
+
     func load() -> [PeerRecord] {
-        records.withLock { $0 }
+        records.withLock { $0.records }
     }
 }
 
 extension ControlPlane {
-    /// Publishes what snapshots show of every peer (control thread; after each table and
-    /// at every timer tick, so a handshake in flight shows within a tick).
+    /// Asks the control thread to publish the directory at the end of its next turn.
+    func requestDirectory() {
+        directory.requested.store(true, ordering: .releasing)
+        wakeUp()
+    }
+
+    /// Publishes the directory if a snapshot asked for it (control thread, end of a turn).
+    func publishDirectoryIfRequested() {
+        if directory.requested.exchange(false, ordering: .acquiringAndReleasing) { publishDirectory() }
+    }
+
+    /// Publishes what snapshots show of every peer (control thread).
     func publishDirectory() {
         let records = peers.values.map { peer in
             let state: NodeSnapshot.PeerState.SessionState =
