@@ -9,6 +9,8 @@ struct PidFile: Sendable {
     let path: String
     /// Whether a live process is a quantum daemon (by default, from `/proc`).
     var isQuantumProcess: @Sendable (Int32) -> Bool = PidFile.runsSameProgram
+    /// Whether a live process runs in this process's network namespace (by default, from `/proc`).
+    var sharesNetworkNamespace: @Sendable (Int32) -> Bool = PidFile.inSameNetworkNamespace
 
     /// What the file says before this daemon starts.
     enum Holder: Equatable {
@@ -16,8 +18,9 @@ struct PidFile: Sendable {
         case none
         /// A live quantum daemon holds it: do not start a second one.
         case running(Int32)
-        /// A file left by a dead process (or naming one that is not quantum), or one that
-        /// does not hold a PID: it will be replaced.
+        /// A file left by a dead process (or naming one that is not quantum, or a quantum in
+        /// another network namespace: an independent node), or one that does not hold a PID:
+        /// it will be replaced.
         case stale(String)
     }
 
@@ -34,6 +37,9 @@ struct PidFile: Sendable {
         guard pid != getpid() else { return .stale("it names this process") }
         guard kill(pid, 0) == 0 || errno == EPERM else { return .stale("process \(pid) is not running") }
         guard isQuantumProcess(pid) else { return .stale("process \(pid) is not quantum") }
+        guard sharesNetworkNamespace(pid) else {
+            return .stale("quantum pid \(pid) runs in another network namespace, an independent node; give each node its own --pid-file")
+        }
         return .running(pid)
     }
 
@@ -53,6 +59,15 @@ struct PidFile: Sendable {
               Int32(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) == pid
         else { return }
         unlink(path)
+    }
+
+    /// Whether `pid` runs in the same network namespace as this process (`/proc/PID/ns/net`).
+    /// Nodes in different namespaces (several on one host, as in tests and benchmarks) have
+    /// their own devices and sockets: one does not make the other a second copy.
+    @Sendable static func inSameNetworkNamespace(_ pid: Int32) -> Bool {
+        guard let other = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net"),
+              let own = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net") else { return true }
+        return other == own
     }
 
     /// Whether `pid` runs the same program file as this process (`/proc/PID/exe`, by name:

@@ -17,8 +17,9 @@ final class PidFileTests: XCTestCase {
         super.tearDown()
     }
 
-    private func file(isQuantum: Bool = true) -> PidFile {
-        PidFile(path: directory + "/quantum.pid", isQuantumProcess: { _ in isQuantum })
+    private func file(isQuantum: Bool = true, sameNamespace: Bool = true) -> PidFile {
+        PidFile(path: directory + "/quantum.pid", isQuantumProcess: { _ in isQuantum },
+                sharesNetworkNamespace: { _ in sameNamespace })
     }
 
     private func store(_ text: String) throws {
@@ -37,6 +38,10 @@ final class PidFileTests: XCTestCase {
         try store("\(live)\n")
         XCTAssertEqual(file(isQuantum: true).holder(), .running(live))
         XCTAssertEqual(file(isQuantum: false).holder(), .stale("process \(live) is not quantum"))
+        XCTAssertEqual(file(sameNamespace: false).holder(),
+                       .stale("quantum pid \(live) runs in another network namespace, an independent node; give each node its own --pid-file"),
+                       "a node in another namespace is not a second copy of this one")
+        XCTAssertTrue(PidFile.inSameNetworkNamespace(getpid()) && PidFile.inSameNetworkNamespace(live))
         XCTAssertThrowsError(try Daemon.checkPidFile(file(isQuantum: true), logger: .init(label: "test"))) {
             XCTAssertTrue("\($0)".contains("already running as pid \(live)"), "\($0)")
         }
