@@ -77,6 +77,9 @@ public struct Configuration: Sendable, Equatable {
     public var gateway: IPv4Address?
     /// Gateway server: forward and masquerade peers' traffic for outside the network.
     public var serveGateway = false
+    /// Seconds without sending after which an established link gets a keepalive (NAT
+    /// bindings); 0 = off.
+    public var keepalive: Int64 = 25
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -193,7 +196,8 @@ public struct Configuration: Sendable, Equatable {
             datastoreFloatingIPTTL: try sources.required(OptionTable.datastoreFloatingIPTTL).value,
             forward: gateway.forward,
             gateway: gateway.address,
-            serveGateway: gateway.serve)
+            serveGateway: gateway.serve,
+            keepalive: try sources.required(OptionTable.keepalive).value)
     }
 
     /// The floating IPs, each checked against the proposed network (the daemon checks them
@@ -367,6 +371,7 @@ extension Configuration: CustomStringConvertible {
             ("floating-ips", floatingIPs.isEmpty ? nil : floatingIPs.map(\.description).joined(separator: ",")),
             ("datastore-floating-ip-ttl", DurationText.format(seconds: datastoreFloatingIPTTL)),
             ("forward", "\(forward)"), ("gateway", gateway?.description), ("serve-gateway", "\(serveGateway)"),
+            ("keepalive", keepalive == 0 ? "0" : DurationText.format(seconds: keepalive)),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

@@ -189,7 +189,8 @@ public enum Daemon {
                             deviceName: device.name, onFatalError: { reportFatal.yield($0) },
                             compression: configuration.compression,
                             network: registration.network.network, gateway: configuration.gateway,
-                            servesGateway: configuration.serveGateway),
+                            servesGateway: configuration.serveGateway,
+                            keepalive: nanoseconds(.seconds(configuration.keepalive))),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
                                         network: registration.network, logger: logger)

@@ -260,6 +260,12 @@ public enum OptionTable {
         expected: "true or false"),
         parse: ValueParser.boolean)
 
+    static let keepalive = TypedOption<Int64>(spec: OptionSpec(
+        "keepalive", default: "25s", valueName: "duration",
+        summary: "Send a keepalive on an established link after this long without sending, to hold NAT bindings open (0 = off)",
+        expected: "a duration in whole seconds such as 25s, or 0 to turn keepalives off"),
+        parse: ValueParser.secondsOrOff)
+
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
         confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
@@ -273,6 +279,7 @@ public enum OptionTable {
         dtlsSkipVerify.spec, dtlsCACert.spec, dtlsCert.spec, dtlsKey.spec,
         pidFile.spec,
         floatingIPs.spec, datastoreFloatingIPTTL.spec, forward.spec, gateway.spec, serveGateway.spec,
+        keepalive.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

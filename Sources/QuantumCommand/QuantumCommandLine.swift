@@ -109,6 +109,8 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var gateway: String?
     @Flag(name: OptionTable.serveGateway.spec.names, help: help(OptionTable.serveGateway))
     var serveGateway = false
+    @Option(name: OptionTable.keepalive.spec.names, help: help(OptionTable.keepalive))
+    var keepalive: String?
 
     public init() {}
 
@@ -158,6 +160,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.forward.spec, forward ? "true" : nil),
             (OptionTable.gateway.spec, gateway),
             (OptionTable.serveGateway.spec, serveGateway ? "true" : nil),
+            (OptionTable.keepalive.spec, keepalive),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }

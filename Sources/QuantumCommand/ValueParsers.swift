@@ -70,6 +70,11 @@ enum ValueParser {
         return milliseconds / 1000
     }
 
+    /// A duration in whole seconds of at least 1s, or `0` (`0s`) for "off".
+    static func secondsOrOff(_ text: String) -> Int64? {
+        text == "0" || text == "0s" ? 0 : seconds(text, minimum: 1)
+    }
+
     /// An IPv4 address, dotted quad.
     static func ipv4(_ text: String) -> IPv4Address? {
         IPv4Address(text)

@@ -145,14 +145,15 @@ extension ControlPlane {
 
     /// Sends an empty transport message on `session` (sealed with the control slot)
     /// from worker `worker`'s socket.
-    func sendKeepalive(_ peer: Peer, session: Session, to endpoint: UDPEndpoint, worker: Int, now: UInt64) {
+    func sendKeepalive(_ peer: Peer, session: Session, to endpoint: UDPEndpoint, worker: Int, now: UInt64,
+                       counter: ControlCounter = .keepalivesSent) {
         var buffer = [UInt8](repeating: 0, count: WireFormat.transportOverhead)
         let length = buffer.withUnsafeMutableBytes {
             session.seal($0.baseAddress!, payloadLength: 0, worker: controlSlot, flags: 0)
         }
         guard let length else { return }
         peer.lastKeepaliveSent = now
-        counters.add(.keepalivesSent)
+        counters.add(counter)
         outbox.append(.init(bytes: Array(buffer[0..<length]), endpoint: endpoint, worker: worker))
     }
 

@@ -2,7 +2,7 @@ import QuantumDevice
 import QuantumCrypto
 
 // Timers, run every `tickInterval`: handshake retries and give-up, session expiry,
-// rekeying, passive keepalives and the end of removed peers' grace.
+// rekeying, passive and persistent keepalives and the end of removed peers' grace.
 extension ControlPlane {
     /// Returns true if the table must change.
     func tick(now: UInt64) -> Bool {
@@ -18,6 +18,7 @@ extension ControlPlane {
             }
             if let session = peer.current, let endpoint = peer.endpoint {
                 keepAlive(peer, session: session, endpoint: endpoint, now: now)
+                holdBindingOpen(peer, session: session, endpoint: endpoint, now: now)
             }
         }
         return changed
@@ -67,6 +68,28 @@ extension ControlPlane {
             // We send but hear nothing back (a live peer answers within the keepalive
             // timeout): the peer has probably lost the session, e.g. by restarting.
             logger.debug("no answer from \(peer.mapping.privateIP) on its session; starting a new handshake")
+            _ = initiate(peer, now: now)
+        }
+    }
+
+    /// Persistent keepalive (`--keepalive`): when nothing (data, keepalive or the handshake
+    /// that made the session) was sent to the peer for `keepalive`, an empty transport packet
+    /// holds the NAT bindings on the way open. Runs after the passive keepalive, so the two
+    /// never both send in one tick.
+    ///
+    /// As in WireGuard, sending one on a session due for rekeying starts a new handshake (its
+    /// `keep_key_fresh` runs after every transport message, keepalives included), so an idle
+    /// link stays established while both ends live. It only rides on an established session,
+    /// though: once the session expired (the peer stopped answering), no keepalive is sent
+    /// and none starts a handshake — traffic does. Keepalives never count as data sent, so
+    /// they never trigger the new handshake for data that goes unanswered.
+    private func holdBindingOpen(_ peer: Peer, session: Session, endpoint: UDPEndpoint, now: UInt64) {
+        guard keepalive > 0 else { return }
+        let lastSent = max(peer.signals.lastDataSent.load(ordering: .relaxed), peer.lastKeepaliveSent, session.createdAt)
+        guard elapsed(since: lastSent, now: now) >= keepalive else { return }
+        sendKeepalive(peer, session: session, to: endpoint, worker: 0, now: now, counter: .persistentKeepalivesSent)
+        if peer.pending == nil, session.shouldRekey(now: now) {
+            logger.debug("session with \(peer.mapping.privateIP) is due for rekeying; starting a handshake with the keepalive")
             _ = initiate(peer, now: now)
         }
     }

@@ -57,6 +57,9 @@ final class ControlPlane: @unchecked Sendable {
         var gateway: IPv4Address? = nil
         /// Whether this node accepts peers' traffic for outside the network (gateway server).
         var servesGateway = false
+        /// Idle time after which a keepalive is sent on an established link that nothing else
+        /// was sent on, to hold NAT bindings open (nanoseconds; 0 = off, as in tests that need none).
+        var keepalive: UInt64 = 0
     }
 
     /// A datagram the control thread sends at the end of its turn.
@@ -114,6 +117,8 @@ final class ControlPlane: @unchecked Sendable {
     let network: IPv4Prefix?
     let gateway: IPv4Address?
     let servesGateway: Bool
+    /// Persistent keepalive interval in nanoseconds, 0 = off.
+    let keepalive: UInt64
     let tables: ForwardingTableHolder
     let logger: Logger
     let counters = CounterSet<ControlCounter>()
@@ -168,6 +173,7 @@ final class ControlPlane: @unchecked Sendable {
         network = configuration.network
         gateway = configuration.gateway
         servesGateway = configuration.servesGateway
+        keepalive = configuration.keepalive
         self.transport = transport
         self.clock = clock
         self.tables = tables

@@ -71,6 +71,9 @@ public enum WorkerCounter: Int, CounterName {
 public enum ControlCounter: Int, CounterName {
     case handshakesInitiated, handshakesCompleted, handshakesRejected, handshakeTimeouts, keepalivesSent
     case stagedSent, stagedDropped
+    /// Keepalives sent because nothing was sent to the peer for `--keepalive` (NAT bindings);
+    /// the others (passive, session confirmation) are `keepalivesSent`.
+    case persistentKeepalivesSent
 
     public var label: String {
         switch self {
@@ -81,6 +84,7 @@ public enum ControlCounter: Int, CounterName {
         case .keepalivesSent: "keepalives_sent"
         case .stagedSent: "staged_sent"
         case .stagedDropped: "staged_dropped"
+        case .persistentKeepalivesSent: "persistent_keepalives_sent"
         }
     }
 }

@@ -39,11 +39,15 @@ public final class Node: Sendable {
         public var onFatalError: @Sendable (String) -> Void
         /// Whether this node offers the compression plugin (advertised in its mapping).
         public var compression: Bool
+        /// Idle time after which an established link gets a keepalive to hold NAT bindings
+        /// open (`--keepalive`), in nanoseconds; 0 = off.
+        public var keepalive: UInt64
 
         public init(privateIP: IPv4Address, mtu: Int, useIPv4: Bool, useIPv6: Bool,
                     removalGrace: UInt64 = 120 * 1_000_000_000, deviceName: String = "tun",
                     onFatalError: @escaping @Sendable (String) -> Void = { _ in }, compression: Bool = false,
-                    network: IPv4Prefix? = nil, gateway: IPv4Address? = nil, servesGateway: Bool = false) {
+                    network: IPv4Prefix? = nil, gateway: IPv4Address? = nil, servesGateway: Bool = false,
+                    keepalive: UInt64 = 0) {
             self.privateIP = privateIP
             self.mtu = mtu
             self.useIPv4 = useIPv4
@@ -55,6 +59,7 @@ public final class Node: Sendable {
             self.network = network
             self.gateway = gateway
             self.servesGateway = servesGateway
+            self.keepalive = keepalive
         }
     }
 
@@ -73,7 +78,8 @@ public final class Node: Sendable {
             localIP: settings.privateIP, keyPair: keyPair, workerCount: queues.count,
             useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace,
             compression: settings.compression,
-            network: settings.network, gateway: settings.gateway, servesGateway: settings.servesGateway)
+            network: settings.network, gateway: settings.gateway, servesGateway: settings.servesGateway,
+            keepalive: settings.keepalive)
         control = ControlPlane(configuration: configuration, transport: SocketTransport(sockets: sockets),
                                clock: SystemClock(), tables: tables, logger: logger)
         var pollers: [Poller] = []

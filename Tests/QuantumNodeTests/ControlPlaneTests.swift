@@ -15,10 +15,11 @@ final class ControlPlaneTests: XCTestCase {
         network = SimulatedNetwork()
     }
 
-    /// Two connected nodes, a (10.7.0.1) and b (10.7.0.2).
-    private func pair() -> (SimulatedNode, SimulatedNode) {
-        let a = network.addNode("10.7.0.1")
-        let b = network.addNode("10.7.0.2")
+    /// Two connected nodes, a (10.7.0.1) and b (10.7.0.2), with persistent keepalives
+    /// every `keepalive` (0 = off).
+    private func pair(keepalive: UInt64 = 0) -> (SimulatedNode, SimulatedNode) {
+        let a = network.addNode("10.7.0.1") { $0.keepalive = keepalive }
+        let b = network.addNode("10.7.0.2") { $0.keepalive = keepalive }
         network.connectAll()
         return (a, b)
     }
@@ -296,5 +297,89 @@ final class ControlPlaneTests: XCTestCase {
         b.receive(.init(bytes: Array(buffer[0..<length]), source: a.endpoint, destination: b.endpoint))
         XCTAssertEqual(b.delivered.count, 1, "only the first packet")
         XCTAssertEqual(count(b, .dropDestination), 1)
+    }
+
+    // MARK: - Persistent keepalive (--keepalive)
+
+    /// Whether `datagram` is a keepalive (an empty transport message).
+    private func isKeepalive(_ datagram: SimulatedNetwork.Datagram) -> Bool {
+        datagram.bytes[0] == MessageType.transport.rawValue && datagram.bytes.count == WireFormat.transportOverhead
+    }
+
+    /// a sends one packet; once b's passive keepalive is out (10 s), the link is idle.
+    /// Returns when the idle time starts.
+    private func idleLink(_ a: SimulatedNode, _ b: SimulatedNode) -> UInt64 {
+        a.send(to: b.address)
+        network.settle()
+        network.advance(by: SessionLimits.keepaliveTimeout + seconds(1))
+        return network.clock.now()
+    }
+
+    func testPersistentKeepaliveHoldsAnIdleLinkOpenOncePerInterval() throws {
+        let keepalive = seconds(25)
+        let (a, b) = pair(keepalive: keepalive)
+        let start = idleLink(a, b)
+        network.advance(by: seconds(600))
+        for (node, peer) in [(a, b), (b, a)] {
+            let sent = network.sent(from: node.endpoint, since: start - seconds(30))
+            var previous = try XCTUnwrap(sent.last { $0.at < start }, "\(node.address) sent nothing before").at
+            var keepalives = 0
+            for (at, datagram) in sent where at >= start {
+                // Nothing leaves the node for longer than the interval (plus a timer tick) ...
+                XCTAssertLessThanOrEqual(at - previous, keepalive + ControlPlane.tickInterval, "\(node.address) went quiet")
+                if isKeepalive(datagram), at - previous >= keepalive {
+                    keepalives += 1
+                } else if isKeepalive(datagram) {
+                    // ... and a keepalive sooner than the interval only confirms a new session.
+                    XCTAssertEqual(sent.last { $0.at <= at && $0.datagram.bytes[0] == MessageType.initiation.rawValue }?.at, at,
+                                   "\(node.address) sent a keepalive \(Double(at - previous) / 1e9) s after its last datagram")
+                }
+                previous = at
+            }
+            // One a keepalive interval, less the few intervals a rekey's handshake restarted.
+            XCTAssertGreaterThanOrEqual(keepalives, 600 / 25 - 4, "\(node.address)")
+            XCTAssertLessThanOrEqual(keepalives, 600 / 25, "\(node.address)")
+            XCTAssertEqual(count(node, .persistentKeepalivesSent), UInt64(keepalives), "\(node.address)")
+            XCTAssertNotNil(node.peer(peer.address)?.current, "the link is still established")
+        }
+        XCTAssertLessThan(oldestSession(a), SessionLimits.rejectAfterTime)
+    }
+
+    func testNoPersistentKeepaliveWhenOff() {
+        let (a, b) = pair(keepalive: 0)
+        let start = idleLink(a, b)
+        network.advance(by: seconds(600))
+        XCTAssertEqual(network.sent(from: a.endpoint, since: start).count, 0)
+        XCTAssertEqual(network.sent(from: b.endpoint, since: start).count, 0)
+        XCTAssertEqual(count(a, .persistentKeepalivesSent) + count(b, .persistentKeepalivesSent), 0)
+    }
+
+    func testTrafficSuppressesTheSendersPersistentKeepalive() {
+        let (a, b) = pair(keepalive: seconds(25))
+        runTraffic(from: [a], minutes: 3)
+        XCTAssertEqual(count(a, .persistentKeepalivesSent), 0, "a sends data every second")
+        XCTAssertEqual(count(b, .persistentKeepalivesSent), 0, "b's passive keepalives answer a's data every 10 s")
+        XCTAssertGreaterThan(count(b, .keepalivesSent), 0)
+    }
+
+    func testPersistentKeepaliveNeverOutlivesItsSession() throws {
+        let (a, b) = pair(keepalive: seconds(25))
+        let start = idleLink(a, b)
+        // From now on nothing gets through between a and b.
+        network.unreachable = [b.endpoint]
+        let createdAt = try XCTUnwrap(a.peer(b.address)?.current).createdAt
+        network.advance(by: seconds(300))
+        let initiated = count(a, .handshakesInitiated)
+        network.advance(by: seconds(300))
+        XCTAssertNil(a.peer(b.address)?.current, "the session expired")
+        XCTAssertEqual(count(a, .handshakesInitiated), initiated, "no handshakes once the rekey attempt gave up")
+        let sent = network.sent(from: a.endpoint, since: start)
+        let keepalives = sent.filter { isKeepalive($0.datagram) }
+        XCTAssertGreaterThan(keepalives.count, 0)
+        XCTAssertTrue(keepalives.allSatisfy { $0.at < createdAt + SessionLimits.rejectAfterTime },
+                      "no keepalive after the session expired")
+        // The rekey its keepalive started at 120 s is retried, then given up; nothing after.
+        XCTAssertLessThanOrEqual(try XCTUnwrap(sent.last).at,
+                                 createdAt + SessionLimits.rekeyAfterTime + ControlPlane.rekeyAttemptTime + seconds(25))
     }
 }

@@ -45,6 +45,8 @@ final class SimulatedNetwork: @unchecked Sendable {
 
     let clock = FakeClock()
     private let inFlight = Mutex<[Datagram]>([])
+    /// Every datagram sent, with the time it was sent, in order.
+    private let sentLog = Mutex<[(at: UInt64, datagram: Datagram)]>([])
     /// Handshake responses sent before the responder's table held their session (a peer
     /// answering at once would find no session).
     let responsesAheadOfTheirTable = Atomic<Int>(0)
@@ -86,6 +88,12 @@ final class SimulatedNetwork: @unchecked Sendable {
 
     func send(_ datagram: Datagram) {
         inFlight.withLock { $0.append(datagram) }
+        sentLog.withLock { $0.append((clock.now(), datagram)) }
+    }
+
+    /// The datagrams sent from `endpoint` since `start`, with their send times, in order.
+    func sent(from endpoint: UDPEndpoint, since start: UInt64) -> [(at: UInt64, datagram: Datagram)] {
+        sentLog.withLock { log in log.filter { $0.datagram.source == endpoint && $0.at >= start } }
     }
 
     /// Tells every node about every other (each node's own datastore view).
