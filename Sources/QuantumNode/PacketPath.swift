@@ -9,7 +9,8 @@ import QuantumDevice
 ///
 /// Owned by one thread (it uses AEAD slot `worker` of every session). Allocates
 /// nothing, takes no lock and logs nothing, except for the rare hand-offs to the
-/// control thread (staged packets, handshake messages).
+/// control thread (staged packets, handshake messages) and the mac1 check of
+/// each handshake message (`HandshakeScreen`).
 final class PacketPath: @unchecked Sendable {
     // @unchecked: `lastUnknownSessionHint` is touched only by the owning thread;
     // other threads only read `counters`, which are atomics.
