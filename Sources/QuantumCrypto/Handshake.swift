@@ -102,13 +102,13 @@ public final class ReceivedInitiation: Sendable {
 public final class Handshaker: Sendable {
     /// This node's static key pair.
     public let localKeys: StaticKeyPair
-    /// mac1 key of messages addressed to this node, precomputed once.
-    private let incomingMAC1Key: SymmetricKey
+    /// Verifies mac1 of messages addressed to this node (key precomputed once).
+    private let incomingMAC1: HandshakeScreen
 
     /// A handshaker for the identity `localKeys`.
     public init(localKeys: StaticKeyPair) {
         self.localKeys = localKeys
-        incomingMAC1Key = Self.mac1Key(for: localKeys.publicKey)
+        incomingMAC1 = HandshakeScreen(localPublicKey: localKeys.publicKey)
     }
 
     /// Builds an initiation to the peer whose static public key is `peerPublicKey`.
@@ -189,13 +189,7 @@ public final class Handshaker: Sendable {
         guard message.count == size else { throw .wrongSize(expected: size, actual: message.count) }
         guard message[0] == type.rawValue else { throw .wrongType(expected: type.rawValue, actual: message[0]) }
         guard message[1] | message[2] | message[3] == 0 else { throw .reservedBytesNotZero }
-        let expected = Self.mac1(UnsafeRawBufferPointer(rebasing: message[0..<mac1Offset]), key: incomingMAC1Key)
-        // Compare without early exit so timing reveals nothing about the correct MAC.
-        var difference: UInt8 = 0
-        for i in 0..<WireFormat.macSize {
-            difference |= expected[i] ^ message[mac1Offset + i]
-        }
-        guard difference == 0 else { throw .badMAC1 }
+        guard incomingMAC1.hasValidMAC1(message, at: mac1Offset) else { throw .badMAC1 }
     }
 
     /// The mac1 key of messages addressed to the holder of `publicKey`.

@@ -213,6 +213,9 @@ final class ControlPlane: @unchecked Sendable {
     /// How many mapping changes wait for the control thread.
     var pendingMappingCount: Int { inbox.withLock { $0.mappings.count } }
 
+    /// How many events (handshake messages, staged packets, signals) wait for the control thread.
+    var pendingEventCount: Int { inbox.withLock { $0.events.count } }
+
     /// Makes the control loop take a turn now.
     func wakeUp() {
         wakeup.signal()

@@ -39,6 +39,9 @@ public enum WorkerCounter: Int, CounterName {
     case txDroppedPackets, txDroppedBytes, rxDroppedPackets, rxDroppedBytes
     /// A compressed packet that does not decompress, or from a peer that did not negotiate compression.
     case dropCompression
+    /// A handshake message refused by the worker before it reached the control thread:
+    /// not the size its type requires, or a mac1 that does not verify.
+    case dropHandshakeSize, dropHandshakeMAC1
 
     public var label: String {
         switch self {
@@ -63,6 +66,8 @@ public enum WorkerCounter: Int, CounterName {
         case .rxDroppedPackets: "rx_dropped_packets"
         case .rxDroppedBytes: "rx_dropped_bytes"
         case .dropCompression: "drop_compression"
+        case .dropHandshakeSize: "drop_handshake_size"
+        case .dropHandshakeMAC1: "drop_handshake_mac1"
         }
     }
 }

@@ -9,7 +9,8 @@ import QuantumDevice
 ///
 /// Owned by one thread (it uses AEAD slot `worker` of every session). Allocates
 /// nothing, takes no lock and logs nothing, except for the rare hand-offs to the
-/// control thread (staged packets, handshake messages).
+/// control thread (staged packets, handshake messages) and the mac1 check of
+/// each handshake message (`HandshakeScreen`).
 final class PacketPath: @unchecked Sendable {
     // @unchecked: `lastUnknownSessionHint` is touched only by the owning thread;
     // other threads only read `counters`, which are atomics.
@@ -21,6 +22,8 @@ final class PacketPath: @unchecked Sendable {
     private let control: ControlPlane
     /// LZ4 state and scratch buffers of this worker (compression plugin).
     private let compressor: PacketCompressor
+    /// Size and mac1 checks that keep junk handshakes off the control thread's backlog.
+    private let handshakeScreen: HandshakeScreen
     /// When this path last told the control thread about a packet for an unknown session.
     private var lastUnknownSessionHint: UInt64 = 0
     /// At most one such hint a second per worker: the packets are unauthenticated.
@@ -33,6 +36,7 @@ final class PacketPath: @unchecked Sendable {
         self.localIP = localIP
         self.control = control
         compressor = PacketCompressor(maximumPacket: maximumPacket)
+        handshakeScreen = HandshakeScreen(localPublicKey: control.localPublicKey)
     }
 
     /// Seals one packet read from the TUN device. The packet is at
@@ -97,8 +101,8 @@ final class PacketPath: @unchecked Sendable {
         }
     }
 
-    /// Handles one datagram received from `source`: handshake messages go to the
-    /// control thread, transport messages are opened in place.
+    /// Handles one datagram received from `source`: handshake messages of the right size
+    /// and with a valid mac1 go to the control thread, transport messages are opened in place.
     /// - Returns: the inner packet to write to the TUN device (inside `message`, or in this
     ///   path's decompression buffer until the next call), or nil when there is none
     ///   (keepalive, handshake, or dropped and counted).
@@ -113,6 +117,12 @@ final class PacketPath: @unchecked Sendable {
         case MessageType.transport.rawValue:
             return openTransport(message, from: source, table: table, now: now)
         case MessageType.initiation.rawValue, MessageType.response.rawValue:
+            do throws(HandshakeScreen.Refusal) {
+                try handshakeScreen.check(UnsafeRawBufferPointer(message))
+            } catch {
+                dropIncoming(error == .wrongSize ? .dropHandshakeSize : .dropHandshakeMAC1, bytes: message.count)
+                return nil
+            }
             if !control.post(.handshake(Array(UnsafeRawBufferPointer(message)), from: source, worker: worker)) {
                 dropIncoming(.dropHandshakeBacklog, bytes: message.count)
             }

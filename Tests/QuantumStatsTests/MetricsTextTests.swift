@@ -24,6 +24,8 @@ final class MetricsTextTests: XCTestCase {
         XCTAssertEqual(samples[#"quantum_dropped_packets_total{reason="auth"}"#], 2)
         XCTAssertEqual(samples[#"quantum_dropped_packets_total{reason="replay"}"#], 1)
         XCTAssertEqual(samples[#"quantum_dropped_packets_total{reason="no_route"}"#], 7)
+        XCTAssertEqual(samples[#"quantum_dropped_packets_total{reason="handshake_mac1"}"#], 3)
+        XCTAssertEqual(samples[#"quantum_dropped_packets_total{reason="handshake_size"}"#], 1)
         XCTAssertEqual(samples["quantum_handshakes_initiated_total"], 5)
         XCTAssertEqual(samples["quantum_handshakes_completed_total"], 4)
         XCTAssertEqual(samples["quantum_handshakes_rejected_total"], 1)

@@ -21,7 +21,7 @@ func sampleSnapshot() -> NodeSnapshot {
         queues: [[.txPackets: 30, .txBytes: 2000, .rxPackets: 20, .rxBytes: 1000, .rxDroppedPackets: 2, .rxDroppedBytes: 200,
                   .dropAuth: 2, .dropNoRoute: 7, .txDroppedPackets: 7, .txDroppedBytes: 700],
                  [.txPackets: 20, .txBytes: 2200, .rxPackets: 31, .rxBytes: 3284, .rxDroppedPackets: 1, .rxDroppedBytes: 100,
-                  .dropReplay: 1]],
+                  .dropReplay: 1, .dropHandshakeMAC1: 3, .dropHandshakeSize: 1]],
         control: [.handshakesInitiated: 5, .handshakesCompleted: 4, .handshakesRejected: 1, .handshakeTimeouts: 2],
         peers: [peerA, peerB])
 }

@@ -1,0 +1,56 @@
+import Crypto
+
+/// The checks a data-path worker applies to a handshake message before handing it to
+/// the control thread: the size its type requires and mac1 (keyed by this node's static
+/// public key). Needs no Diffie-Hellman, so junk is refused before it takes a backlog slot.
+///
+/// The mac1 key is hashed and the HMAC keyed once, at creation; each check copies that
+/// keyed state. swift-crypto's digest state is a copy-on-write object, so a check makes
+/// two small allocations (the copied inner and outer digest states) and nothing more.
+public struct HandshakeScreen: Sendable {
+    /// Why a handshake message was refused.
+    public enum Refusal: Error, Equatable, Sendable {
+        /// Not the size its type (initiation or response) requires.
+        case wrongSize
+        /// mac1 does not match: not addressed to this node's static key, or corrupted.
+        case badMAC1
+    }
+
+    /// HMAC-SHA256 already keyed with this node's mac1 key.
+    private let keyedMAC1: HMAC<SHA256>
+
+    /// A screen for messages addressed to the holder of `localPublicKey`.
+    public init(localPublicKey: [UInt8]) {
+        keyedMAC1 = HMAC(key: Handshaker.mac1Key(for: localPublicKey))
+    }
+
+    /// Checks an initiation or response (by its first byte); any other type is refused as
+    /// `wrongSize`, having no handshake size.
+    public func check(_ message: UnsafeRawBufferPointer) throws(Refusal) {
+        let size: Int, mac1Offset: Int
+        switch message.first {
+        case MessageType.initiation.rawValue:
+            (size, mac1Offset) = (WireFormat.initiationSize, WireFormat.initiationMAC1Offset)
+        case MessageType.response.rawValue:
+            (size, mac1Offset) = (WireFormat.responseSize, WireFormat.responseMAC1Offset)
+        default:
+            throw .wrongSize
+        }
+        guard message.count == size else { throw .wrongSize }
+        guard hasValidMAC1(message, at: mac1Offset) else { throw .badMAC1 }
+    }
+
+    /// Whether the `WireFormat.macSize` bytes at `offset` are the mac1 of the bytes before
+    /// them. The comparison has no early exit, so timing reveals nothing about the right MAC.
+    func hasValidMAC1(_ message: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        var mac = keyedMAC1
+        mac.update(data: UnsafeRawBufferPointer(rebasing: message[0..<offset]))
+        return mac.finalize().withUnsafeBytes { expected in
+            var difference: UInt8 = 0
+            for i in 0..<WireFormat.macSize {
+                difference |= expected[i] ^ message[offset + i]
+            }
+            return difference == 0
+        }
+    }
+}
