@@ -60,14 +60,14 @@ tc_reload_zero_loss() {
     qt_spawn "$(qt_ns 2)" "$QT_WORK/send.log" send python3 "$QT_LIB_DIR/tcpxfer.py" send \
         "${QT_IP[1]}" 5203 "$f" --timeout 120 --rate 8000000
     spid=$QT_LAST_PID
-    sleep 0.5
+    qt_wait_dev_rx 1 50 || qt_fail "n1 received fewer than 50 packets from the tunnel 10 s after the pings and the stream started" 1 2
     for i in 1 2 3; do
         reload_once 1
         ((RELOAD_SESSIONS >= 2)) || qt_fail "reload $i: the successor took over $RELOAD_SESSIONS sessions (peers n2 and n3 expected)" 1
         qt_log "reload $i: pid ${QT_PID[1]}, $RELOAD_SESSIONS sessions, frozen ${RELOAD_FREEZE_MS:-?} ms, reload ${RELOAD_MS:-?} ms"
         freezes+=" ${RELOAD_FREEZE_MS:-?}"
         durations+=" ${RELOAD_MS:-?}"
-        ((i == 3)) || sleep 0.5
+        ((i == 3)) || qt_wait_dev_rx 1 50 || qt_fail "no traffic reached n1 after reload $i" 1 2
     done
     [[ -e $QT_WORK/recv.sha ]] && qt_fail "the TCP stream ended before the third reload: it proves nothing" 1 2
     qt_bgping_result fast 60 || qt_fail "the 100 Hz ping did not end with a summary" 1 2
@@ -191,7 +191,7 @@ tc_reload_failure_resumes() {
     pid=${QT_PID[1]}
     qt_spawn "$(qt_ns 2)" "$QT_WORK/fast.ping" ping-fast ping -n -q -i 0.01 -W 1 -c 400 "${QT_IP[1]}"
     QT_BGPING[fast]=$QT_LAST_PID
-    sleep 1
+    qt_wait_dev_rx 1 100 || qt_fail "the 100 Hz ping from n2 did not reach n1" 1 2
     qt_step "SIGHUP n1 with an unwritable pid file"
     kill -HUP "$pid"
     qt_wait_for 20 logged_since 1 "$lines" "reload failed" || qt_fail "no 'reload failed' logged" 1

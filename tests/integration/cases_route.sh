@@ -41,6 +41,9 @@ reply_gap() {
         END { printf "%.2f %d\n", max, n }' "$QT_WORK/$1.ping"
 }
 
+# replies_at_least NAME COUNT: the stamped ping NAME has had COUNT replies so far.
+replies_at_least() { (($(grep -c 'bytes from' "$QT_WORK/$1.ping") >= $2)); }
+
 # stamped_ping_gap NAME FROM_N...: wait for the ping to finish; GAP and REPLIES from it.
 stamped_ping_gap() {
     local name=$1
@@ -73,7 +76,7 @@ tc_floating_failover() {
 
     qt_step "clean stop of the holder n1 under a 10 Hz ping from n3"
     stamped_ping_start clean 3 "$ROUTE_FLOATING" 6
-    sleep 2
+    qt_wait_for 10 replies_at_least clean 20 || qt_fail "n3's ping to $ROUTE_FLOATING did not get 20 replies before the stop" 1 3
     qt_node_stop 1
     [[ ${QT_EXIT[1]} == 0 ]] || qt_fail "n1 did not stop cleanly (exit ${QT_EXIT[1]})" 1
     must_hold 2 3 2
@@ -86,7 +89,7 @@ tc_floating_failover() {
     wait_up 1
     qt_wait_for 5 qt_ping 3 "$ROUTE_FLOATING" 2
     stamped_ping_start kill 3 "$ROUTE_FLOATING" $((ROUTE_TTL + 8))
-    sleep 2
+    qt_wait_for 10 replies_at_least kill 20 || qt_fail "n3's ping to $ROUTE_FLOATING did not get 20 replies before the kill" 2 3
     qt_node_stop 2 KILL
     must_hold 1 $((ROUTE_TTL + 2)) 1
     stamped_ping_gap kill 1 3
@@ -295,7 +298,7 @@ tc_floating_survives_reload() {
     qt_step "100 Hz ping n3 -> $ROUTE_FLOATING for ${seconds} s across a reload of its holder n1"
     qt_spawn "$(qt_ns 3)" "$QT_WORK/floating.ping" ping-floating ping -n -q -i 0.01 -W 1 -c $((seconds * 100)) "$ROUTE_FLOATING"
     QT_BGPING[floating]=$QT_LAST_PID
-    sleep 1
+    qt_wait_dev_rx 1 100 || qt_fail "the 100 Hz ping to $ROUTE_FLOATING did not reach n1" 1 3
     reload_once 1
     qt_bgping_result floating $((seconds + 30)) || qt_fail "the ping to $ROUTE_FLOATING did not end with a summary" 1 3
     ((QT_PING_TX > 0 && QT_PING_RX == QT_PING_TX)) ||

@@ -471,6 +471,21 @@ qt_reach() {
     ip netns exec "$(qt_ns "$1")" ping -n -q -c 1 -i 0.1 -W 1 -w "$3" "$2" >/dev/null 2>&1
 }
 
+# qt_dev_rx N: packets node N's quantum has written into its $QT_DEV (what the
+# kernel received from the tunnel), from the device's own counter.
+qt_dev_rx() { ip netns exec "$(qt_ns "$1")" cat "/sys/class/net/$QT_DEV/statistics/rx_packets"; }
+
+# qt_wait_dev_rx N COUNT [TIMEOUT_S=10]: wait (bounded) until node N's $QT_DEV has
+# received COUNT more packets from the tunnel than when called; fails otherwise.
+# Lets a case wait for traffic to be flowing instead of sleeping for it.
+qt_wait_dev_rx() {
+    local n=$1 want start
+    start=$(qt_dev_rx "$n") || return 1
+    want=$((start + $2))
+    qt_wait_for "${3:-10}" qt_dev_rx_at_least "$n" "$want"
+}
+qt_dev_rx_at_least() { local got; got=$(qt_dev_rx "$1") && ((got >= $2)); }
+
 # qt_bgping_start NAME FROM_N IP SECONDS: background ping at 10 Hz from node
 # FROM_N to IP for SECONDS (SECONDS * 10 echo requests), output in
 # $QT_WORK/NAME.ping.
