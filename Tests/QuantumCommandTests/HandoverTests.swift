@@ -89,6 +89,15 @@ final class HandoverTests: XCTestCase {
         XCTAssertThrowsError(try HandoverCodec.decode(&badJSON)) { XCTAssertTrue("\($0)".contains("does not decode"), "\($0)") }
     }
 
+    /// A refusal names options by these keys (`--<key>`), so each must be a real option's name:
+    /// a renamed option would otherwise leave a refusal naming an option that does not exist.
+    func testEveryOptionFixedAcrossReloadsIsAnOptionOfTheTable() throws {
+        let names = Set(OptionTable.all.map(\.name))
+        let fixed = try resolve(cli: [:]).fixedForReload
+        XCTAssertFalse(fixed.isEmpty)
+        XCTAssertEqual(Set(fixed.keys).subtracting(names), [], "fixed settings that name no option")
+    }
+
     func testReloadRefusesFixedOptionsNamingBothValuesAndAcceptsTheOthers() throws {
         let running = try resolve(cli: ["mtu": "1420", "log-level": "info", "datastore-sync-interval": "30s"])
         let softer = try resolve(cli: ["mtu": "1420", "log-level": "debug", "datastore-sync-interval": "10s"])
