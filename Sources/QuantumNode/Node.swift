@@ -147,12 +147,9 @@ public final class Node: Sendable {
     /// The peers are as the control thread describes them at the end of its next turn (waited
     /// for up to ``snapshotWait``; a paused node gives the last description it made).
     public func snapshot() -> NodeSnapshot {
-        let published = control.directory.generation
+        let published = control.directory.publications
         control.requestDirectory()
-        let deadline = monotonicNanoseconds() + Node.snapshotWait
-        while control.directory.generation == published && monotonicNanoseconds() < deadline {
-            usleep(1000)
-        }
+        control.directory.waitForPublication(after: published, until: Date(timeIntervalSinceNow: Node.snapshotWait))
         return NodeSnapshot(
             privateIP: control.localIP, publicKey: control.localPublicKey,
             queues: workers.map { worker in
@@ -163,7 +160,7 @@ public final class Node: Sendable {
     }
 
     /// How long ``snapshot()`` waits for the control thread's description of the peers.
-    static let snapshotWait: UInt64 = 500_000_000
+    static let snapshotWait: TimeInterval = 0.5
 
     /// Freezes the data path for a handover: stops every thread (each worker finishes the
     /// batch in hand) and waits for them, keeping peers, sessions and the table. Packets

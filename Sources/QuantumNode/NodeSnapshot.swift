@@ -1,3 +1,4 @@
+import Foundation
 import QuantumCore
 import Synchronization
 
@@ -81,21 +82,41 @@ struct PeerRecord: Sendable {
 /// The peer records of the last publication: written by the control thread when a snapshot
 /// asked for them (never otherwise: with 10,000 peers, building them after every table or
 /// tick would cost memory and time for nobody), read by the stats endpoint (a lock, but never
-/// taken on the data path).
-final class PeerDirectory: Sendable {
-    private let records = Mutex<(generation: UInt64, records: [PeerRecord])>((0, []))
+/// taken on the data path). A snapshot sleeps on the condition until the control thread
+/// publishes, rather than polling.
+final class PeerDirectory: @unchecked Sendable { // `generation` and `records` only under `condition`
+    private let condition = NSCondition()
+    private var generation: UInt64 = 0
+    private var records: [PeerRecord] = []
     /// Set by a snapshot; the control thread publishes at the end of its next turn.
     let requested = Atomic<Bool>(false)
 
     func publish(_ new: [PeerRecord]) {
-        records.withLock { $0 = ($0.generation &+ 1, new) }
+        condition.lock()
+        generation &+= 1
+        records = new
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// How many publications there were.
-    var generation: UInt64 { records.withLock { $0.generation } }
+    var publications: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return generation
+    }
+
+    /// Waits until there were more than `seen` publications, or until `deadline` passes.
+    func waitForPublication(after seen: UInt64, until deadline: Date) {
+        condition.lock()
+        defer { condition.unlock() }
+        while generation == seen, condition.wait(until: deadline) {}
+    }
 
     func load() -> [PeerRecord] {
-        records.withLock { $0.records }
+        condition.lock()
+        defer { condition.unlock() }
+        return records
     }
 }
 
