@@ -8,9 +8,10 @@ extension Daemon {
     static let reflexivePollInterval = Duration.seconds(1)
 
     /// Keeps this node's mapping carrying the reflexive endpoints its peers report (NAT
-    /// traversal): stored again when they change, and checked every `verifyInterval` (the
-    /// keep-alive may have claimed the address again with the mapping the node started with).
-    /// Ends by cancellation.
+    /// traversal): stored again when they change, and, while there are any, checked every
+    /// `verifyInterval` (the keep-alive may have claimed the address again with the mapping the
+    /// node started with). Until the node learned any, the stored mapping is left alone (a
+    /// successor of a rolling restart keeps its predecessor's). Ends by cancellation.
     static func publishReflexiveEndpoints(node: Node, registry: NetworkRegistry, address: IPv4Address,
                                           makeMapping: @Sendable (IPv4Address) -> Mapping, lease: LeaseRecord,
                                           verifyInterval: Duration, logger: Logger) async {
@@ -19,7 +20,8 @@ extension Daemon {
         var sinceVerified = Duration.zero
         while !Task.isCancelled {
             let candidates = node.reflexiveCandidates()
-            if candidates != published || sinceVerified >= verifyInterval, let current = lease.current {
+            if candidates != published || (!candidates.isEmpty && sinceVerified >= verifyInterval),
+               let current = lease.current {
                 var mapping = makeMapping(address)
                 mapping.candidates = candidates
                 do {

@@ -57,12 +57,16 @@ extension ControlPlane {
 
     /// Until a peer has said where it sees this node, handshakes with up to `probeLimit` peers
     /// at a time, each at most once, those that publish no reflexive endpoint (likely not
-    /// behind NAT) first. Runs every tick; nothing is sent once a report arrived.
+    /// behind NAT) first. Peers with a session are not asked (a node that took over its
+    /// predecessor's sessions learns on its next handshake). Runs every tick; nothing is sent
+    /// once a report arrived.
     func probeForReflexiveEndpoint(now: UInt64) {
         guard probesReflexiveEndpoint, !traversal.hasLearned else { return }
         let asking = traversal.probed.filter { peers[$0]?.pending != nil }.count
         guard asking < NATTraversal.probeLimit else { return }
-        let fresh = peers.values.filter { !traversal.probed.contains($0.mapping.privateIP) && $0.pending == nil }
+        let fresh = peers.values.filter {
+            !traversal.probed.contains($0.mapping.privateIP) && $0.pending == nil && $0.current == nil
+        }
             .sorted { a, b in
                 (a.mapping.candidates.isEmpty ? 0 : 1, a.mapping.privateIP) < (b.mapping.candidates.isEmpty ? 0 : 1, b.mapping.privateIP)
             }
