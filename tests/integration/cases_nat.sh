@@ -7,12 +7,16 @@ QT_CASES+=(
 )
 
 : "${NAT_UDP_TIMEOUT:=5}"   # the routers' UDP conntrack timeout (s): bindings die this long after the last packet
+: "${NAT_KEEPALIVE:=2s}"    # --keepalive of the nat_direct nodes (override with 0 to see the idle check fail)
 NAT_IDLE=$((NAT_UDP_TIMEOUT * 2 + 2))
 
 # nat_router NAME HOST NET N: router namespace ${QT_NS_PREFIX}NAME with its outside leg on the
 # underlay ($QT_UNDERLAY.HOST) and an inside segment 10.201.NET.0/24 holding node N's namespace
 # (10.201.NET.2, default route via the router at .1). The router masquerades what leaves its
-# outside leg (Linux MASQUERADE) and its UDP conntrack entries expire after $NAT_UDP_TIMEOUT s.
+# outside leg (Linux MASQUERADE), drops new connections coming in on it (the firewall of any
+# home or cloud router: an unsolicited packet leaves no conntrack entry behind, which would
+# otherwise make MASQUERADE pick another port for the node's own packets to that address)
+# and its UDP conntrack entries expire after $NAT_UDP_TIMEOUT s.
 nat_router() {
     local rns=${QT_NS_PREFIX}$1 host=$2 net=10.201.$3 nns
     nns=$(qt_ns "$4")
@@ -28,6 +32,14 @@ table ip qt_nat {
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
         oifname "eth0" masquerade
+    }
+    chain input {
+        type filter hook input priority filter; policy accept;
+        iifname "eth0" ct state new drop
+    }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        iifname "eth0" ct state new drop
     }
 }
 NFT
@@ -48,7 +60,7 @@ published_candidates() {
 # bridge, with etcd). Started like public nodes, n1 and n2 learn their routers' outside
 # addresses, publish them, and ping each other over a direct path between the two routers
 # (a capture on the hub shows it); the NAT bindings outlive an idle period longer than the
-# routers' UDP conntrack timeout thanks to --keepalive 2s.
+# routers' UDP conntrack timeout thanks to --keepalive $NAT_KEEPALIVE.
 tc_nat_direct() {
     local ra=$QT_UNDERLAY.11 rb=$QT_UNDERLAY.12 t0 first cap
     qt_step "internet (hub + etcd + n3) and two MASQUERADE routers with n1 and n2 behind them"
@@ -58,7 +70,7 @@ tc_nat_direct() {
     [[ $(ip netns exec "${QT_NS_PREFIX}ra" sysctl -n net.netfilter.nf_conntrack_udp_timeout) == "$NAT_UDP_TIMEOUT" ]] ||
         qt_fail "router A's UDP conntrack timeout is not $NAT_UDP_TIMEOUT s"
     qt_etcd_start || qt_fail "etcd did not start: $(tail -n 3 "$QT_WORK/etcd.log" | tr '\n' ' ')"
-    qt_node_start 3 --keepalive 2s
+    qt_node_start 3 --keepalive "$NAT_KEEPALIVE"
     wait_up 3
 
     cap=$QT_WORK/hub.pcap
@@ -68,8 +80,8 @@ tc_nat_direct() {
 
     qt_step "n1 and n2 start behind their routers, no extra options"
     t0=$(qt_now)
-    qt_node_start 1 --keepalive 2s
-    qt_node_start 2 --keepalive 2s
+    qt_node_start 1 --keepalive "$NAT_KEEPALIVE"
+    qt_node_start 2 --keepalive "$NAT_KEEPALIVE"
     wait_up 1 2
     qt_step "n1 pings n2 until the first reply"
     qt_reach 1 "${QT_IP[2]}" 60 || qt_fail "n1 never reached n2 (n1 publishes $(published_candidates 1), n2 $(published_candidates 2))" 1 2 3
@@ -97,7 +109,7 @@ tc_nat_direct() {
     ip netns exec "$(qt_ns 1)" ping -n -q -c 3 -i 0.2 -W 1 "${QT_IP[2]}" >/dev/null ||
         qt_fail "after $NAT_IDLE s idle the first pings n1 -> n2 were lost (NAT binding gone?)" 1 2
     qt_stop_pid "$cap_pid" INT 5
-    qt_log "figures: start to first direct ping n1 -> n2 through two MASQUERADE routers ${first} s; 20 pings = $ab datagrams A->B, $ba B->A on the internet side; the binding held over ${NAT_IDLE} s idle (conntrack UDP timeout ${NAT_UDP_TIMEOUT} s, --keepalive 2s)"
+    qt_log "figures: start to first direct ping n1 -> n2 through two MASQUERADE routers ${first} s; 20 pings = $ab datagrams A->B, $ba B->A on the internet side; the binding held over ${NAT_IDLE} s idle (conntrack UDP timeout ${NAT_UDP_TIMEOUT} s, --keepalive $NAT_KEEPALIVE)"
 }
 
 # A node pinging a peer gets a new underlay address while the ping runs: traffic resumes
