@@ -20,7 +20,7 @@
 //   [12, 44)   responder's ephemeral public key
 //   [44, 78)   observed endpoint, encrypted (18 + 16 tag): the UDP source address and
 //              port the initiation arrived from, as the responder saw it (NAT traversal):
-//              [0, 16) IPv6 address (IPv4 mapped into ::ffff:0:0/96), [16, 18) port (u16)
+//              [0, 16) IPv6 address (IPv4 mapped into ::ffff:0:0/96), [16, 18) port (u16, little-endian)
 //   [78, 94)   mac1
 //   [94, 110)  mac2
 //
