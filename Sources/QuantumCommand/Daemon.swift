@@ -376,6 +376,10 @@ public enum Daemon {
                 }
             }
             group.addTask {
+                await publishReflexiveEndpoints(node: node, registry: registry, address: address, makeMapping: makeMapping,
+                                                lease: leaseRecord, verifyInterval: keepAliveInterval, logger: logger)
+            }
+            group.addTask {
                 await cacheWriter.run(ticks: CacheWriter.ticks(every: cacheWritePeriod), logger: logger,
                                       snapshot: { LocalCache(config: inForce, mappings: registry.deliveredMappings()) },
                                       write: { try $0.save(dataDir: configuration.dataDir) })

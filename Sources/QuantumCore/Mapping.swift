@@ -23,6 +23,13 @@ public struct Mapping: Equatable, Sendable, Codable {
     public var gatewayIP: IPv4Address?
     /// A CA-signed certificate binding `publicKey` to `privateIP`, when a network CA is used.
     public var certificate: String?
+    /// Reflexive endpoints: where peers saw this node's handshakes come from when that is not
+    /// its configured endpoint (it is behind NAT). Peers try them besides the configured one.
+    /// At most `candidateLimit`; absent from the JSON when empty.
+    public var candidates: [IPv4Endpoint] = []
+
+    /// Most reflexive endpoints a mapping may carry.
+    public static let candidateLimit = 4
 
     public init(machineID: String, privateIP: IPv4Address, ipv4: IPv4Address?, ipv6: IPv6Address?,
                 port: UInt16, publicKey: [UInt8], plugins: [String] = [], floating: [IPv4Address] = [],
@@ -41,6 +48,7 @@ public struct Mapping: Equatable, Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case machineID, privateIP, ipv4, ipv6, port, publicKey, plugins, floating, gatewayIP, certificate
+        case candidates
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,6 +90,14 @@ public struct Mapping: Equatable, Sendable, Codable {
         }
         gatewayIP = try v4(.gatewayIP)
         certificate = try c.decodeIfPresent(String.self, forKey: .certificate)
+        let candidates = try c.decodeIfPresent([String].self, forKey: .candidates) ?? []
+        guard candidates.count <= Mapping.candidateLimit else {
+            throw bad(.candidates, "\(candidates.count) candidates, at most \(Mapping.candidateLimit) allowed")
+        }
+        self.candidates = try candidates.map {
+            guard let endpoint = IPv4Endpoint($0) else { throw bad(.candidates, "'\($0)' is not an IPv4 address:port") }
+            return endpoint
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -96,6 +112,7 @@ public struct Mapping: Equatable, Sendable, Codable {
         try c.encode(floating.map(\.description), forKey: .floating)
         try c.encodeIfPresent(gatewayIP?.description, forKey: .gatewayIP)
         try c.encodeIfPresent(certificate, forKey: .certificate)
+        if !candidates.isEmpty { try c.encode(candidates.map(\.description), forKey: .candidates) }
     }
 
     /// The mapping as the JSON stored in etcd (keys sorted, so equal mappings give equal bytes).

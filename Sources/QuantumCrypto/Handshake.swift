@@ -144,12 +144,18 @@ public final class Handshaker: Sendable {
     }
 
     /// Builds the response to an accepted initiation and derives the session keys.
-    /// - Throws: `HandshakeError.invalidPublicKey` if the initiator's keys are of low order.
+    /// `observedEndpoint` (`WireFormat.observedEndpointSize` bytes, layout in WireFormat.swift)
+    /// tells the initiator where its initiation came from; it travels encrypted and authenticated.
+    /// - Throws: `HandshakeError.invalidPublicKey` if the initiator's keys are of low order,
+    ///   `HandshakeError.wrongSize` if `observedEndpoint` has the wrong size.
     public func makeResponse(
-        to initiation: ReceivedInitiation, senderIndex: UInt32
+        to initiation: ReceivedInitiation, senderIndex: UInt32, observedEndpoint: [UInt8]
     ) throws(HandshakeError) -> (message: [UInt8], keys: SessionKeys) {
+        guard observedEndpoint.count == WireFormat.observedEndpointSize else {
+            throw .wrongSize(expected: WireFormat.observedEndpointSize, actual: observedEndpoint.count)
+        }
         var noise = initiation.noise
-        let body = try noise.writeResponse(payload: [])
+        let body = try noise.writeResponse(payload: observedEndpoint)
         var message = [UInt8](repeating: 0, count: WireFormat.responseSize)
         message[0] = MessageType.response.rawValue
         Self.storeIndex(senderIndex, in: &message, at: WireFormat.senderIndexOffset)
@@ -164,22 +170,25 @@ public final class Handshaker: Sendable {
     }
 
     /// Checks a response against the pending initiation `state` and derives the
-    /// session keys. mac1 and the receiver index are checked before any Diffie-Hellman.
+    /// session keys; also returns the observed endpoint the responder reported
+    /// (`WireFormat.observedEndpointSize` bytes, authenticated with the handshake).
+    /// mac1 and the receiver index are checked before any Diffie-Hellman.
     public func consumeResponse(
         _ message: UnsafeRawBufferPointer, state: InitiatorState
-    ) throws(HandshakeError) -> SessionKeys {
+    ) throws(HandshakeError) -> (keys: SessionKeys, observedEndpoint: [UInt8]) {
         try checkFrame(message, type: .response, size: WireFormat.responseSize, mac1Offset: WireFormat.responseMAC1Offset)
         let receiverIndex = Self.loadIndex(message, at: WireFormat.responseReceiverIndexOffset)
         guard receiverIndex == state.senderIndex else {
             throw .wrongReceiverIndex(expected: state.senderIndex, actual: receiverIndex)
         }
         var noise = state.noise
-        _ = try noise.readResponse(Array(message[WireFormat.responseNoiseOffset..<WireFormat.responseMAC1Offset]))
+        let observed = try noise.readResponse(Array(message[WireFormat.responseNoiseOffset..<WireFormat.responseMAC1Offset]))
         let (initiatorToResponder, responderToInitiator) = noise.split()
-        return SessionKeys(
+        let keys = SessionKeys(
             sendingKey: initiatorToResponder, receivingKey: responderToInitiator,
             localIndex: state.senderIndex, remoteIndex: Self.loadIndex(message, at: WireFormat.senderIndexOffset),
             isInitiator: true)
+        return (keys, observed)
     }
 
     /// Size, type, reserved bytes and mac1: everything that needs no Diffie-Hellman.

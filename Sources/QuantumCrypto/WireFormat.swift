@@ -12,15 +12,17 @@
 //   [116, 132) mac1
 //   [132, 148) mac2
 //
-// Handshake response, type 2, 92 bytes (Noise IK message 2 at [12, 60)):
+// Handshake response, type 2, 110 bytes (Noise IK message 2 at [12, 78)):
 //   [0]        type = 2
 //   [1, 4)     reserved, zero
 //   [4, 8)     sender index (u32)
 //   [8, 12)    receiver index (u32) = the initiation's sender index
 //   [12, 44)   responder's ephemeral public key
-//   [44, 60)   empty payload, encrypted (16-byte tag only)
-//   [60, 76)   mac1
-//   [76, 92)   mac2
+//   [44, 78)   observed endpoint, encrypted (18 + 16 tag): the UDP source address and
+//              port the initiation arrived from, as the responder saw it (NAT traversal):
+//              [0, 16) IPv6 address (IPv4 mapped into ::ffff:0:0/96), [16, 18) port (u16, little-endian)
+//   [78, 94)   mac1
+//   [94, 110)  mac2
 //
 // Cookie reply, type 3: reserved for load shedding; not implemented yet.
 //
@@ -50,7 +52,9 @@ public enum WireFormat {
     /// Size of a handshake initiation.
     public static let initiationSize = 148
     /// Size of a handshake response.
-    public static let responseSize = 92
+    public static let responseSize = 110
+    /// Size of the observed endpoint in a response's payload (before encryption).
+    public static let observedEndpointSize = 18
     /// Size of mac1 and of mac2.
     public static let macSize = 16
     /// Size of the transport header (the AES-GCM additional data).
@@ -92,7 +96,7 @@ public enum TransportFlags {
 public enum MessageType: UInt8, Sendable {
     /// Handshake initiation (148 bytes).
     case initiation = 1
-    /// Handshake response (92 bytes).
+    /// Handshake response (110 bytes).
     case response = 2
     /// Cookie reply for load shedding (not implemented yet).
     case cookieReply = 3

@@ -59,7 +59,7 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
 /// The quantum schema (DESIGN.md §4) on top of any ``Datastore``: the network configuration,
 /// address claims with leases, keep-alive, and the locally cached map of all nodes.
 public final class NetworkRegistry: Sendable {
-    private let store: any Datastore
+    let store: any Datastore
     private let logger: Logger
     /// Versions (`key@modRevision`) of unusable node values already warned about, so each
     /// bad value is reported once, not at every resync.

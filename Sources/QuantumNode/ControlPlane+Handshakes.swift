@@ -5,10 +5,12 @@ import QuantumDevice
 // Handshakes: initiating, answering and completing them, and what is sent
 // with a fresh session (the confirming keepalive and the staged packets).
 extension ControlPlane {
-    /// Sends an initiation to `peer` unless one is already in flight.
-    func initiate(_ peer: Peer, now: UInt64) -> Bool {
-        if let pending = peer.pending, elapsed(since: pending.sentAt, now: now) < SessionLimits.rekeyTimeout { return false }
-        guard let endpoint = peer.endpoint else {
+    /// Sends an initiation to `peer` unless one is already in flight (with `evenIfInFlight`,
+    /// a fresh one replaces it: the peer's endpoints changed).
+    func initiate(_ peer: Peer, now: UInt64, evenIfInFlight: Bool = false) -> Bool {
+        if !evenIfInFlight, let pending = peer.pending,
+           elapsed(since: pending.sentAt, now: now) < SessionLimits.rekeyTimeout { return false }
+        guard !endpointsToTry(peer).isEmpty else {
             peer.signals.handshakeWanted.store(false, ordering: .relaxed)
             return false
         }
@@ -28,8 +30,9 @@ extension ControlPlane {
         peer.pending = PendingInitiation(state: state, localIndex: index, sentAt: now,
                                          firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
         counters.add(.handshakesInitiated)
-        logger.debug("handshake initiation to \(peer.mapping.privateIP) at \(endpoint)")
-        outbox.append(.init(bytes: message, endpoint: endpoint, worker: 0))
+        let endpoints = endpointsToTry(peer)
+        logger.debug("handshake initiation to \(peer.mapping.privateIP) at \(endpoints.map(\.description).joined(separator: ", "))")
+        for endpoint in endpoints { outbox.append(.init(bytes: message, endpoint: endpoint, worker: 0)) }
         return false
     }
 
@@ -85,7 +88,8 @@ extension ControlPlane {
         let session: Session
         do {
             let keys: SessionKeys
-            (response, keys) = try handshaker.makeResponse(to: initiation, senderIndex: index)
+            (response, keys) = try handshaker.makeResponse(to: initiation, senderIndex: index,
+                                                           observedEndpoint: source.observedBytes)
             session = try Session(keys: keys, workers: workerCount + 1, now: now)
         } catch {
             owners[index] = nil
@@ -94,8 +98,9 @@ extension ControlPlane {
             return false
         }
         retire(peer.next)
+        // The peer's endpoint stays: an initiation proves nothing about where the peer is (it
+        // may be replayed from anywhere); the session's first packet moves it (`sessionConfirmed`).
         peer.next = session
-        peer.endpoint = source
         counters.add(.handshakesCompleted)
         logger.debug("handshake with \(peer.mapping.privateIP) answered (session \(index))")
         outbox.append(.init(bytes: response, endpoint: source, worker: worker))
@@ -115,8 +120,10 @@ extension ControlPlane {
             return false
         }
         let session: Session
+        let observed: [UInt8]
         do {
-            let keys = try handshaker.consumeResponse(message, state: pending.state)
+            let keys: SessionKeys
+            (keys, observed) = try handshaker.consumeResponse(message, state: pending.state)
             session = try Session(keys: keys, workers: workerCount + 1, now: now)
         } catch {
             counters.add(.handshakesRejected)
@@ -137,6 +144,7 @@ extension ControlPlane {
         peer.signals.handshakeWanted.store(false, ordering: .relaxed)
         counters.add(.handshakesCompleted)
         logger.debug("handshake with \(address) complete (session \(receiver))")
+        learnReflexiveEndpoint(observed, from: peer, now: now)
         // Confirm the session to the responder at once, so it can send with it.
         sendKeepalive(peer, session: session, to: source, worker: worker, now: now)
         sendStaged(peer, now: now)

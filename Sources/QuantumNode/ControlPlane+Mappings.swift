@@ -22,7 +22,10 @@ extension ControlPlane {
     /// Applies one datastore change; returns true if the peer set or a peer's endpoint changed.
     func applyMapping(_ update: MappingUpdate, now: UInt64) -> Bool {
         let address = update.address
-        guard address != localIP else { return false }
+        guard address != localIP else {
+            noteOwnMapping(update.mapping, now: now)
+            return false
+        }
         guard let mapping = update.mapping else { return removeMapping(at: address, now: now) }
         guard mapping.publicKey != localPublicKey else {
             logger.warning("mapping \(address) carries this node's own public key; ignored")
@@ -41,7 +44,9 @@ extension ControlPlane {
         if old?.mapping.publicKey != mapping.publicKey {
             claimants[mapping.publicKey, default: []].append(address)
         }
-        return settleOwner(of: mapping.publicKey) || changed
+        changed = settleOwner(of: mapping.publicKey) || changed
+        if old?.mapping.candidates != mapping.candidates, let peer = peers[address] { openPath(to: peer, now: now) }
+        return changed
     }
 
     /// The peer that owns `publicKey`, if any.
@@ -54,7 +59,7 @@ extension ControlPlane {
     /// for the removal grace, anything else goes at once.
     private func removeMapping(at address: IPv4Address, now: UInt64) -> Bool {
         guard var claim = known[address], claim.removedAt == nil else { return false }
-        guard peers[address] != nil, removalGrace > 0 else { return forget(address) }
+        guard peers[address] != nil, removalGrace > 0 else { return forget(address, now: now) }
         claim.removedAt = now
         known[address] = claim
         graced.insert(address)
@@ -70,15 +75,16 @@ extension ControlPlane {
             guard let removedAt = known[address]?.removedAt, elapsed(since: removedAt, now: now) >= removalGrace else { continue }
             graced.remove(address)
             logger.info("peer \(address) removed")
-            changed = forget(address) || changed
+            changed = forget(address, now: now) || changed
         }
         return changed
     }
 
     /// Forgets a mapping entirely; another mapping with the same key may become its owner.
-    private func forget(_ address: IPv4Address) -> Bool {
+    private func forget(_ address: IPv4Address, now: UInt64) -> Bool {
         guard let claim = known.removeValue(forKey: address) else { return false }
         graced.remove(address)
+        forgetReflexiveReport(of: address, now: now)
         let dropped = withdrawClaim(of: address, on: claim.mapping.publicKey)
         return settleOwner(of: claim.mapping.publicKey) || dropped
     }
@@ -140,8 +146,11 @@ extension ControlPlane {
         }
         // Same key (a new key withdrew the old claim and its peer): sessions stay.
         guard peer.mapping != claim.mapping else { return false }
+        let configured = endpoint(for: claim.mapping)
+        // With a session, the endpoint is where authenticated packets came from (perhaps a
+        // reflexive endpoint): only a new configured endpoint replaces it (the node moved).
+        if peer.current == nil || configured != endpoint(for: peer.mapping) { peer.endpoint = configured }
         peer.mapping = claim.mapping
-        peer.endpoint = endpoint(for: claim.mapping)
         return true
     }
 

@@ -17,12 +17,12 @@ enum ControlEvent: Sendable {
     /// A packet for a peer without a session, to send once the handshake completes.
     case stage(IPv4Address, [UInt8])
     /// A worker opened a packet with a responder session that was not yet confirmed
-    /// (answers `confirmPending`).
-    case sessionConfirmed(UInt32, PeerSignals)
+    /// (answers `confirmPending`); the packet came from `from`.
+    case sessionConfirmed(UInt32, from: UDPEndpoint, PeerSignals)
     /// A worker received a transport packet for a session it does not know (rate-limited).
     case unknownSession(from: UDPEndpoint)
     /// A worker authenticated a packet from a new address for the session's peer
-    /// (answers `roamPending`).
+    /// (answers `roamPending`); only a confirmed session moves the peer.
     case roamed(UInt32, to: UDPEndpoint, PeerSignals)
 }
 
@@ -60,6 +60,9 @@ final class ControlPlane: @unchecked Sendable {
         /// Idle time after which a keepalive is sent on an established link that nothing else
         /// was sent on, to hold NAT bindings open (nanoseconds; 0 = off, as in tests that need none).
         var keepalive: UInt64 = 0
+        /// Whether a few peers are asked at start where they see this node (NAT traversal;
+        /// off in tests that need no extra handshakes).
+        var probesReflexiveEndpoint = false
     }
 
     /// A datagram the control thread sends at the end of its turn.
@@ -119,6 +122,8 @@ final class ControlPlane: @unchecked Sendable {
     let servesGateway: Bool
     /// Persistent keepalive interval in nanoseconds, 0 = off.
     let keepalive: UInt64
+    /// Whether peers are asked where they see this node until one said.
+    let probesReflexiveEndpoint: Bool
     let tables: ForwardingTableHolder
     let logger: Logger
     let counters = CounterSet<ControlCounter>()
@@ -149,6 +154,10 @@ final class ControlPlane: @unchecked Sendable {
     /// Datagrams to send once this turn's table is published: a peer may answer at
     /// once, and its answer must find the new sessions in the workers' table.
     var outbox: [OutgoingDatagram] = []
+    /// This node's reflexive endpoint as peers report it, and whom it asked (NAT traversal).
+    var traversal = NATTraversal()
+    /// The reflexive endpoints to publish in this node's mapping.
+    let reflexiveCandidates = ReflexiveCandidates()
     /// When the timers run next.
     private var nextTick: UInt64 = 0
     /// When the last table was published.
@@ -174,6 +183,7 @@ final class ControlPlane: @unchecked Sendable {
         gateway = configuration.gateway
         servesGateway = configuration.servesGateway
         keepalive = configuration.keepalive
+        probesReflexiveEndpoint = configuration.probesReflexiveEndpoint
         self.transport = transport
         self.clock = clock
         self.tables = tables
@@ -330,7 +340,7 @@ final class ControlPlane: @unchecked Sendable {
                     ? respond(to: message, from: source, worker: worker, now: now)
                     : complete(with: message, from: source, worker: worker, now: now)
             }
-        case .sessionConfirmed(let index, let signals):
+        case .sessionConfirmed(let index, let source, let signals):
             signals.confirmPending.store(false, ordering: .relaxed)
             guard let address = owners[index], let peer = peers[address], let next = peer.next,
                   next.localIndex == index else { return false }
@@ -338,6 +348,11 @@ final class ControlPlane: @unchecked Sendable {
             peer.previous = peer.current
             peer.current = next
             peer.next = nil
+            // The initiator's first packet on the session: only now does its address count.
+            if peer.endpoint != source {
+                logger.info("peer \(address) confirmed its session from \(source)")
+                peer.endpoint = source
+            }
             sendStaged(peer, now: now)
             return true
         case .unknownSession(let source):
@@ -347,7 +362,8 @@ final class ControlPlane: @unchecked Sendable {
             return initiate(peer, now: now)
         case .roamed(let index, let endpoint, let signals):
             signals.roamPending.store(false, ordering: .relaxed)
-            guard let address = owners[index], let peer = peers[address], peer.endpoint != endpoint else { return false }
+            guard let address = owners[index], let peer = peers[address], peer.endpoint != endpoint,
+                  peer.next?.localIndex != index else { return false }
             logger.info("peer \(address) moved to \(endpoint)")
             peer.endpoint = endpoint
             return true

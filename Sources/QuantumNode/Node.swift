@@ -74,12 +74,13 @@ public final class Node: Sendable {
                 logger: Logger) throws {
         precondition(!queues.isEmpty && queues.count == sockets.count, "one TUN queue and one socket per worker")
         let tables = ForwardingTableHolder()
-        let configuration = ControlPlane.Configuration(
+        var configuration = ControlPlane.Configuration(
             localIP: settings.privateIP, keyPair: keyPair, workerCount: queues.count,
             useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace,
             compression: settings.compression,
             network: settings.network, gateway: settings.gateway, servesGateway: settings.servesGateway,
             keepalive: settings.keepalive)
+        configuration.probesReflexiveEndpoint = true
         control = ControlPlane(configuration: configuration, transport: SocketTransport(sockets: sockets),
                                clock: SystemClock(), tables: tables, logger: logger)
         var pollers: [Poller] = []
@@ -101,6 +102,12 @@ public final class Node: Sendable {
 
     /// Why the node cannot go on, once a fatal error happened (see `Settings.onFatalError`).
     public var failure: String? { fatalError.message }
+
+    /// The reflexive endpoints peers report for this node (empty when they see it at its
+    /// configured endpoint), to publish in its mapping.
+    public func reflexiveCandidates() -> [IPv4Endpoint] {
+        control.reflexiveCandidates.current
+    }
 
     /// Starts the control thread and one thread per worker.
     public func start() {

@@ -152,7 +152,7 @@ final class PacketPath: @unchecked Sendable {
         case .payload(let offset, let length):
             inbound.signals.lastReceived.store(now, ordering: .relaxed)
             if !inbound.confirmed && PeerSignals.raise(inbound.signals.confirmPending) {
-                control.post(.sessionConfirmed(inbound.session.localIndex, inbound.signals))
+                control.post(.sessionConfirmed(inbound.session.localIndex, from: source, inbound.signals))
             }
             if inbound.endpoint != source && PeerSignals.raise(inbound.signals.roamPending) {
                 control.post(.roamed(inbound.session.localIndex, to: source, inbound.signals))

@@ -6,6 +6,9 @@ import XCTest
 
 @testable import QuantumCommand
 
+/// An observed endpoint for a response whose payload the test does not look at.
+private let noObservation = [UInt8](repeating: 0, count: WireFormat.observedEndpointSize)
+
 /// The rolling restart's handover blob, its version check and the reload policy.
 final class HandoverTests: XCTestCase {
     /// A real session (from a real handshake) to carry.
@@ -15,8 +18,8 @@ final class HandoverTests: XCTestCase {
         let (initiation, state) = try Handshaker(localKeys: alice).makeInitiation(
             peerPublicKey: bob.publicKey, senderIndex: 7, timestamp: .now())
         let received = try initiation.withUnsafeBytes { try Handshaker(localKeys: bob).consumeInitiation($0) }
-        let (response, _) = try Handshaker(localKeys: bob).makeResponse(to: received, senderIndex: 9)
-        let keys = try response.withUnsafeBytes { try Handshaker(localKeys: alice).consumeResponse($0, state: state) }
+        let (response, _) = try Handshaker(localKeys: bob).makeResponse(to: received, senderIndex: 9, observedEndpoint: noObservation)
+        let keys = try response.withUnsafeBytes { try Handshaker(localKeys: alice).consumeResponse($0, state: state).keys }
         return try XCTUnwrap(try Session(keys: keys, workers: 1, now: 0).snapshot(now: 42))
     }
 

@@ -115,6 +115,25 @@ final class MappingTests: XCTestCase {
                        "field 'floating': '10.99.2.300' is not an IPv4 address")
     }
 
+    func testCandidatesRoundTripAndAreValidated() throws {
+        var mapping = sample()
+        mapping.candidates = [IPv4Endpoint("198.51.100.7:40001")!, IPv4Endpoint("203.0.113.9:1")!]
+        XCTAssertEqual(try Mapping.parse(json: mapping.json()), mapping)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(mapping.json())) as? [String: Any])
+        XCTAssertEqual(object["candidates"] as? [String], ["198.51.100.7:40001", "203.0.113.9:1"])
+        // A mapping without the field (as older nodes write it) has none.
+        XCTAssertEqual(try Mapping.parse(json: Array(JSONSerialization.data(withJSONObject: base()))).candidates, [])
+        XCTAssertNil(try failure(changed("candidates", to: [String]())))
+        for bad in ["198.51.100.7", "198.51.100.7:0", "198.51.100.7:65536", "[2001:db8::1]:5", "host:80", ":80"] {
+            XCTAssertEqual(try failure(changed("candidates", to: ["192.0.2.1:5", bad])),
+                           "field 'candidates': '\(bad)' is not an IPv4 address:port")
+        }
+        let many = (1...Mapping.candidateLimit + 1).map { "192.0.2.\($0):5" }
+        XCTAssertEqual(try failure(changed("candidates", to: many)),
+                       "field 'candidates': \(many.count) candidates, at most \(Mapping.candidateLimit) allowed")
+        XCTAssertEqual(try failure(changed("candidates", to: "192.0.2.1:5")), "field 'candidates' has the wrong type")
+    }
+
     func testRejectsNoEndpoint() throws {
         var object = base()
         object["ipv4"] = nil

@@ -1,6 +1,9 @@
 import XCTest
 @testable import QuantumCrypto
 
+/// An observed endpoint for responses whose payload the test does not look at.
+let noObservation = [UInt8](repeating: 0, count: WireFormat.observedEndpointSize)
+
 /// Handshake transcripts through the framed wire messages.
 final class HandshakeTests: XCTestCase {
     private let alice = StaticKeyPair.generate()
@@ -12,7 +15,26 @@ final class HandshakeTests: XCTestCase {
     }
 
     private func consume(_ handshaker: Handshaker, response: [UInt8], state: InitiatorState) throws -> SessionKeys {
-        try response.withUnsafeBytes { try handshaker.consumeResponse($0, state: state) }
+        try response.withUnsafeBytes { try handshaker.consumeResponse($0, state: state).keys }
+    }
+
+    func testResponseCarriesTheObservedEndpointAuthenticated() throws {
+        let aliceSide = Handshaker(localKeys: alice)
+        let bobSide = Handshaker(localKeys: bob)
+        let (initiation, state) = try aliceSide.makeInitiation(peerPublicKey: bob.publicKey, senderIndex: 5, timestamp: timestamp)
+        let observed = (0..<WireFormat.observedEndpointSize).map { UInt8($0 * 7 + 1) }
+        let (response, _) = try bobSide.makeResponse(to: consume(bobSide, initiation: initiation), senderIndex: 6,
+                                                      observedEndpoint: observed)
+        XCTAssertEqual(try response.withUnsafeBytes { try aliceSide.consumeResponse($0, state: state) }.observedEndpoint, observed)
+        // Not in the clear, and a flipped bit in it fails the handshake.
+        XCTAssertNil(response.firstRange(of: observed))
+        var tampered = response
+        tampered[WireFormat.responseNoiseOffset + 32] ^= 1
+        Handshaker.writeMAC1(in: &tampered, at: WireFormat.responseMAC1Offset, key: Handshaker.mac1Key(for: alice.publicKey))
+        assertRejected(.decryptionFailed) { _ = try tampered.withUnsafeBytes { try aliceSide.consumeResponse($0, state: state) } }
+        assertRejected(.wrongSize(expected: WireFormat.observedEndpointSize, actual: 4)) {
+            _ = try bobSide.makeResponse(to: consume(bobSide, initiation: initiation), senderIndex: 6, observedEndpoint: [1, 2, 3, 4])
+        }
     }
 
     private func assertRejected(
@@ -39,10 +61,10 @@ final class HandshakeTests: XCTestCase {
         XCTAssertEqual(received.timestamp, timestamp)
         XCTAssertEqual(received.senderIndex, 0x0A0B_0C0D)
 
-        let (response, responderKeys) = try responderSide.makeResponse(to: received, senderIndex: 77)
+        let (response, responderKeys) = try responderSide.makeResponse(to: received, senderIndex: 77, observedEndpoint: noObservation)
         XCTAssertEqual(response.count, WireFormat.responseSize)
         XCTAssertEqual(Array(response[0..<12]), [2, 0, 0, 0, 77, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A])
-        XCTAssertEqual(Array(response[76..<92]), [UInt8](repeating: 0, count: 16))
+        XCTAssertEqual(Array(response[(WireFormat.responseSize - WireFormat.macSize)...]), [UInt8](repeating: 0, count: 16))
 
         let initiatorKeys = try consume(initiatorSide, response: response, state: state)
         XCTAssertEqual(keyBytes(initiatorKeys.sendingKey), keyBytes(responderKeys.receivingKey))
@@ -121,7 +143,7 @@ final class HandshakeTests: XCTestCase {
         let (first, _) = try aliceSide.makeInitiation(peerPublicKey: bob.publicKey, senderIndex: 5, timestamp: timestamp)
         let (_, secondState) = try aliceSide.makeInitiation(peerPublicKey: bob.publicKey, senderIndex: 5, timestamp: timestamp)
         let (_, otherIndexState) = try aliceSide.makeInitiation(peerPublicKey: bob.publicKey, senderIndex: 6, timestamp: timestamp)
-        let (response, _) = try bobSide.makeResponse(to: consume(bobSide, initiation: first), senderIndex: 8)
+        let (response, _) = try bobSide.makeResponse(to: consume(bobSide, initiation: first), senderIndex: 8, observedEndpoint: noObservation)
 
         assertRejected(.decryptionFailed) { _ = try self.consume(aliceSide, response: response, state: secondState) }
         assertRejected(.wrongReceiverIndex(expected: 6, actual: 5)) {
@@ -133,7 +155,7 @@ final class HandshakeTests: XCTestCase {
         let aliceSide = Handshaker(localKeys: alice)
         let bobSide = Handshaker(localKeys: bob)
         let (initiation, state) = try aliceSide.makeInitiation(peerPublicKey: bob.publicKey, senderIndex: 5, timestamp: timestamp)
-        let (response, _) = try bobSide.makeResponse(to: consume(bobSide, initiation: initiation), senderIndex: 8)
+        let (response, _) = try bobSide.makeResponse(to: consume(bobSide, initiation: initiation), senderIndex: 8, observedEndpoint: noObservation)
 
         var tampered = response
         tampered[50] ^= 1
@@ -160,7 +182,7 @@ final class HandshakeTests: XCTestCase {
         var reserved = initiation
         reserved[2] = 1
         assertRejected(.reservedBytesNotZero) { _ = try self.consume(bobSide, initiation: reserved) }
-        assertRejected(.wrongSize(expected: 92, actual: 148)) {
+        assertRejected(.wrongSize(expected: WireFormat.responseSize, actual: 148)) {
             _ = try self.consume(Handshaker(localKeys: self.alice), response: initiation, state: state)
         }
     }
@@ -191,8 +213,8 @@ struct SessionPair {
         let bobSide = Handshaker(localKeys: bob)
         let (initiation, state) = try aliceSide.makeInitiation(peerPublicKey: bob.publicKey, senderIndex: 1111, timestamp: .now())
         let received = try initiation.withUnsafeBytes { try bobSide.consumeInitiation($0) }
-        let (response, bobKeys) = try bobSide.makeResponse(to: received, senderIndex: 2222)
-        let aliceKeys = try response.withUnsafeBytes { try aliceSide.consumeResponse($0, state: state) }
+        let (response, bobKeys) = try bobSide.makeResponse(to: received, senderIndex: 2222, observedEndpoint: noObservation)
+        let aliceKeys = try response.withUnsafeBytes { try aliceSide.consumeResponse($0, state: state).keys }
         return SessionPair(aliceKeys: aliceKeys, bobKeys: bobKeys)
     }
 }

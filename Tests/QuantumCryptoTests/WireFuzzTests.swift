@@ -72,7 +72,7 @@ final class WireFuzzTests: XCTestCase {
             // Aim at the pending initiation so the Noise check, not the index check, refuses it.
             withUnsafeBytes(of: state.senderIndex.littleEndian) { response.replaceSubrange(8..<12, with: $0) }
             response = remac(response, for: initiator)
-            let responseOutcome = outcome { _ = try response.withUnsafeBytes { try initiating.consumeResponse($0, state: state) } }
+            let responseOutcome = outcome { _ = try response.withUnsafeBytes { try initiating.consumeResponse($0, state: state).keys } }
             XCTAssertNotEqual(responseOutcome, .accepted, "random response accepted in round \(round)")
             if responseOutcome.refusedByNoise { reachedNoise += 1 }
         }
@@ -127,8 +127,8 @@ final class WireFuzzTests: XCTestCase {
             peerPublicKey: responder.publicKey, senderIndex: 11, timestamp: .now())
         let responding = Handshaker(localKeys: responder)
         let received = try initiation.withUnsafeBytes { try responding.consumeInitiation($0) }
-        let (valid, _) = try responding.makeResponse(to: received, senderIndex: 12)
-        XCTAssertNoThrow(try valid.withUnsafeBytes { try initiating.consumeResponse($0, state: state) })
+        let (valid, _) = try responding.makeResponse(to: received, senderIndex: 12, observedEndpoint: noObservation)
+        XCTAssertNoThrow(try valid.withUnsafeBytes { try initiating.consumeResponse($0, state: state).keys })
         let mac1Offset = WireFormat.responseSize - 2 * WireFormat.macSize
         let mac2Offset = WireFormat.responseSize - WireFormat.macSize
         var rng = SplitMix64(state: 43)
@@ -137,7 +137,7 @@ final class WireFuzzTests: XCTestCase {
             var mutated = valid
             mutated[offset] ^= UInt8.random(in: 1...255, using: &rng)
             if offset < mac1Offset { mutated = remac(mutated, for: initiator) }
-            let result = outcome { _ = try mutated.withUnsafeBytes { try initiating.consumeResponse($0, state: state) } }
+            let result = outcome { _ = try mutated.withUnsafeBytes { try initiating.consumeResponse($0, state: state).keys } }
             XCTAssertTrue(result.passedMAC1, "offset \(offset)")
             if result == .accepted { accepted.append(offset) }
             if (8..<12).contains(offset), case .refused(let error) = result {
@@ -191,8 +191,8 @@ enum SessionKeysFixture {
         let (initiation, state) = try initiating.makeInitiation(
             peerPublicKey: responderKeys.publicKey, senderIndex: 1, timestamp: .now())
         let received = try initiation.withUnsafeBytes { try responding.consumeInitiation($0) }
-        let (response, receiverKeys) = try responding.makeResponse(to: received, senderIndex: 2)
-        let senderKeys = try response.withUnsafeBytes { try initiating.consumeResponse($0, state: state) }
+        let (response, receiverKeys) = try responding.makeResponse(to: received, senderIndex: 2, observedEndpoint: noObservation)
+        let senderKeys = try response.withUnsafeBytes { try initiating.consumeResponse($0, state: state).keys }
         return (senderKeys, receiverKeys)
     }
 }

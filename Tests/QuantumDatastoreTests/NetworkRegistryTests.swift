@@ -92,6 +92,24 @@ final class NetworkRegistryTests: XCTestCase {
         XCTAssertEqual(stored?.lease, again.id, "the key is bound to the new lease")
     }
 
+    func testRepublishStoresNewCandidatesUnderTheSameLeaseOnly() async throws {
+        let lease = try await claim(1)
+        var mapping = Fixtures.mapping(machine: 1)(lease.address)
+        mapping.candidates = [IPv4Endpoint("198.51.100.7:1099")!]
+        let republished = try await registry.republish(mapping, lease: lease)
+        XCTAssertTrue(republished)
+        let stored = try await store.get(lease.key)
+        XCTAssertEqual(try stored.map { try Mapping.parse(json: $0.value) }, mapping)
+        XCTAssertEqual(stored?.lease, lease.id, "still bound to the lease")
+        // Once the key is under another lease (the address was claimed again), it is left alone.
+        let again = try await claim(1)
+        mapping.candidates = [IPv4Endpoint("198.51.100.8:1099")!]
+        let stale = try await registry.republish(mapping, lease: lease)
+        XCTAssertFalse(stale)
+        let kept = try await store.get(again.key)
+        XCTAssertEqual(try kept.map { try Mapping.parse(json: $0.value) }?.candidates, [])
+    }
+
     func testPreferredAddressIsTriedFirst() async throws {
         let lease = try await claim(1, preferred: "10.99.0.77")
         XCTAssertEqual(lease.address, Fixtures.address("10.99.0.77"))

@@ -208,7 +208,7 @@ final class ControlPlaneTests: XCTestCase {
         XCTAssertNil(b.control.owners[retired])
         // A worker with an old table raised each flag for a session that is gone.
         XCTAssertTrue(PeerSignals.raise(signals.confirmPending))
-        b.control.post(.sessionConfirmed(retired, signals))
+        b.control.post(.sessionConfirmed(retired, from: a.endpoint, signals))
         XCTAssertTrue(PeerSignals.raise(signals.roamPending))
         b.control.post(.roamed(retired, to: UDPEndpoint(SimulatedNetwork.underlayIP, port: 9, family: .ipv4), signals))
         network.settle()
@@ -235,7 +235,7 @@ final class ControlPlaneTests: XCTestCase {
         let signals = try XCTUnwrap(b.peer(a.address)).signals
         // A stale confirmation for a retired index, then a new handshake from a.
         XCTAssertTrue(PeerSignals.raise(signals.confirmPending))
-        b.control.post(.sessionConfirmed(7, signals))
+        b.control.post(.sessionConfirmed(7, from: a.endpoint, signals))
         network.advance(by: seconds(121)) { a.send(to: b.address) }
         // b promoted the new responder session (its confirmation was not silenced).
         let current = try XCTUnwrap(b.peer(a.address)?.current)
