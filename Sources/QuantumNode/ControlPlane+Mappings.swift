@@ -76,7 +76,7 @@ extension ControlPlane {
     }
 
     /// Forgets a mapping entirely; another mapping with the same key may become its owner.
-    private func forget(_ address: IPv4Address) -> Bool {
+    func forget(_ address: IPv4Address) -> Bool {
         guard let claim = known.removeValue(forKey: address) else { return false }
         graced.remove(address)
         let dropped = withdrawClaim(of: address, on: claim.mapping.publicKey)

@@ -7,6 +7,7 @@ extension ControlPlane {
     /// Returns true if the table must change.
     func tick(now: UInt64) -> Bool {
         var changed = expireRemovedPeers(now: now)
+        changed = expireCertificates() || changed
         for peer in peers.values {
             retryHandshake(peer, now: now)
             for session in peer.sessions where session.isExpired(now: now) {
