@@ -256,7 +256,6 @@ public struct Configuration: Sendable, Equatable {
         return Data(bytes)
     }
 
-    /// The plugins named by `--plugins`, each once; an unknown name is refused by name.
     /// `--network-ca-cert` and `--node-cert`: both or neither.
     private static func resolveTrustFiles(_ sources: Sources) throws(ConfigurationError) -> (caCert: String?, nodeCert: String?) {
         let caCert = try sources.value(OptionTable.networkCACert)
@@ -272,6 +271,7 @@ public struct Configuration: Sendable, Equatable {
         return (caCert?.value, nodeCert?.value)
     }
 
+    /// The plugins named by `--plugins`, each once; an unknown name is refused by name.
     private static func resolvePlugins(_ sources: Sources) throws(ConfigurationError) -> [Plugin] {
         guard let (names, origin) = try sources.value(OptionTable.plugins) else { return [] }
         var plugins: [Plugin] = []

@@ -296,13 +296,14 @@ final class ControlPlane: @unchecked Sendable {
             }
             return (inbox.events, inbox.mappings, inbox.floatingHolders, inbox.revocations)
         }
-        if let revocations, applyRevocations(revocations) { mappingsUnpublished = true }
         for update in updates.values where admits(update) && applyMapping(update, now: now) {
             mappingsUnpublished = true
         }
         if !updates.isEmpty && !strangers.isEmpty { greetStrangers(now: now) }
-        // A floating IP that moved is published at once: failover time counts.
         var sessionsChanged = false
+        // A revoked peer's sessions are withdrawn from the workers at once.
+        if let revocations, applyRevocations(revocations) { sessionsChanged = true }
+        // A floating IP that moved is published at once: failover time counts.
         if let floating, floating != floatingHolders {
             floatingHolders = floating
             sessionsChanged = true
