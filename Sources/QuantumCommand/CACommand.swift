@@ -141,11 +141,7 @@ struct CAPublishRevocationsCommand: AsyncParsableCommand {
                                                           environment: ProcessInfo.processInfo.environment)
             var logger = Logger(label: "quantum")
             logger.logLevel = .error
-            let store = try EtcdClient(configuration: .init(
-                endpoints: configuration.datastoreEndpoints, username: configuration.datastoreUsername,
-                password: configuration.datastorePassword, tlsCACert: configuration.datastoreTLSCACert,
-                tlsCert: configuration.datastoreTLSCert, tlsKey: configuration.datastoreTLSKey,
-                tlsSkipVerify: configuration.datastoreTLSSkipVerify), logger: logger)
+            let store = try EtcdClient(configuration: configuration.etcd, logger: logger)
             let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
             do {
                 try await RevocationsPublisher.publish(revocations, at: registry.revocationsKey, in: store)
@@ -200,5 +196,15 @@ struct PublicKeyCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("quantum pubkey: \(error)\n".utf8))
             throw ExitCode.failure
         }
+    }
+}
+
+extension Configuration {
+    /// How to reach etcd: the datastore options (the daemon's and `publish-revocations`').
+    var etcd: EtcdClient.Configuration {
+        EtcdClient.Configuration(
+            endpoints: datastoreEndpoints, username: datastoreUsername, password: datastorePassword,
+            tlsCACert: datastoreTLSCACert, tlsCert: datastoreTLSCert, tlsKey: datastoreTLSKey,
+            tlsSkipVerify: datastoreTLSSkipVerify)
     }
 }

@@ -52,11 +52,7 @@ public enum Daemon {
         }
         defer { sockets.forEach { $0.close() } }
 
-        let store = try EtcdClient(configuration: .init(
-            endpoints: configuration.datastoreEndpoints, username: configuration.datastoreUsername,
-            password: configuration.datastorePassword, tlsCACert: configuration.datastoreTLSCACert,
-            tlsCert: configuration.datastoreTLSCert, tlsKey: configuration.datastoreTLSKey,
-            tlsSkipVerify: configuration.datastoreTLSSkipVerify), logger: logger)
+        let store = try EtcdClient(configuration: configuration.etcd, logger: logger)
         do {
             // A successor asks for the state only now that everything slow is done.
             var takeover: Takeover?
