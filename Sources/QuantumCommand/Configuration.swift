@@ -80,6 +80,10 @@ public struct Configuration: Sendable, Equatable {
     /// Seconds without sending after which an established link gets a keepalive (NAT
     /// bindings); 0 = off.
     public var keepalive: Int64 = 25
+    /// The network CA's certificate file (`--network-ca-cert`); set together with `nodeCert`.
+    public var networkCACert: String?
+    /// This node's certificate file (`--node-cert`); set together with `networkCACert`.
+    public var nodeCert: String?
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -162,6 +166,7 @@ public struct Configuration: Sendable, Equatable {
         // etcd, which wins over these flags (NetworkRegistry.claim).
         let privateIP = try sources.value(OptionTable.privateIP)
         let gateway = try resolveGateway(sources, network: network, privateIP: privateIP?.value)
+        let trustFiles = try resolveTrustFiles(sources)
 
         return Configuration(
             deviceName: try sources.required(OptionTable.deviceName).value,
@@ -197,7 +202,9 @@ public struct Configuration: Sendable, Equatable {
             forward: gateway.forward,
             gateway: gateway.address,
             serveGateway: gateway.serve,
-            keepalive: try sources.required(OptionTable.keepalive).value)
+            keepalive: try sources.required(OptionTable.keepalive).value,
+            networkCACert: trustFiles.caCert,
+            nodeCert: trustFiles.nodeCert)
     }
 
     /// The floating IPs, each checked against the proposed network (the daemon checks them
@@ -247,6 +254,21 @@ public struct Configuration: Sendable, Equatable {
             throw FileSystem.Failure(description: "no such file")
         }
         return Data(bytes)
+    }
+
+    /// `--network-ca-cert` and `--node-cert`: both or neither.
+    private static func resolveTrustFiles(_ sources: Sources) throws(ConfigurationError) -> (caCert: String?, nodeCert: String?) {
+        let caCert = try sources.value(OptionTable.networkCACert)
+        let nodeCert = try sources.value(OptionTable.nodeCert)
+        if let caCert, nodeCert == nil {
+            throw .conflict("--network-ca-cert \(caCert.value) (\(caCert.origin)) is set without --node-cert: "
+                + "a node in a network with a CA needs its own certificate")
+        }
+        if let nodeCert, caCert == nil {
+            throw .conflict("--node-cert \(nodeCert.value) (\(nodeCert.origin)) is set without --network-ca-cert: "
+                + "peers' certificates cannot be checked without the CA's")
+        }
+        return (caCert?.value, nodeCert?.value)
     }
 
     /// The plugins named by `--plugins`, each once; an unknown name is refused by name.
@@ -372,6 +394,7 @@ extension Configuration: CustomStringConvertible {
             ("datastore-floating-ip-ttl", DurationText.format(seconds: datastoreFloatingIPTTL)),
             ("forward", "\(forward)"), ("gateway", gateway?.description), ("serve-gateway", "\(serveGateway)"),
             ("keepalive", keepalive == 0 ? "0" : DurationText.format(seconds: keepalive)),
+            ("network-ca-cert", networkCACert), ("node-cert", nodeCert),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

@@ -33,6 +33,9 @@ public enum Daemon {
         } catch {
             throw StartupError(description: "\(configuration.dataDir)/private.key: \(error)")
         }
+        let trust = try loadTrust(configuration, publicKey: keyPair.publicKey)
+        var configuration = configuration
+        configuration.privateIP = trust?.certificate.address ?? configuration.privateIP
         let (publicV4, publicV6) = try publicAddresses(configuration)
 
         // Sockets before the datastore, so a busy port fails before we claim an address.
@@ -49,11 +52,7 @@ public enum Daemon {
         }
         defer { sockets.forEach { $0.close() } }
 
-        let store = try EtcdClient(configuration: .init(
-            endpoints: configuration.datastoreEndpoints, username: configuration.datastoreUsername,
-            password: configuration.datastorePassword, tlsCACert: configuration.datastoreTLSCACert,
-            tlsCert: configuration.datastoreTLSCert, tlsKey: configuration.datastoreTLSKey,
-            tlsSkipVerify: configuration.datastoreTLSSkipVerify), logger: logger)
+        let store = try EtcdClient(configuration: configuration.etcd, logger: logger)
         do {
             // A successor asks for the state only now that everything slow is done.
             var takeover: Takeover?
@@ -61,7 +60,7 @@ public enum Daemon {
                 takeover = try await Takeover.receive(over: handover, configuration: configuration)
                 sockets = takeover?.sockets ?? []
             }
-            try await serve(configuration: configuration, identity: identity, keyPair: keyPair,
+            try await serve(configuration: configuration, identity: identity, keyPair: keyPair, trust: trust,
                             publicV4: publicV4, publicV6: publicV6, sockets: sockets, store: store,
                             takeover: takeover, pidFile: pidFile, logger: logger)
         } catch {
@@ -144,14 +143,16 @@ public enum Daemon {
     /// How often the local cache is rewritten at most while the map changes.
     static let cacheWritePeriod = Duration.seconds(2)
 
-    private static func serve(configuration: Configuration, identity: Identity, keyPair: StaticKeyPair,
+    private static func serve(configuration: Configuration, identity: Identity, keyPair: StaticKeyPair, trust: NodeTrust?,
                               publicV4: IPv4Address?, publicV6: IPv6Address?, sockets: [UDPSocket],
                               store: EtcdClient, takeover: Takeover?, pidFile: PidFile, logger: Logger) async throws {
-        let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger)
+        let registry = NetworkRegistry(store: store, prefix: configuration.datastorePrefix, logger: logger,
+                                       isUsurper: { holder in trust.map { $0.isUsurper(holder) } ?? false })
         let makeMapping = { @Sendable (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey,
-                    plugins: configuration.plugins.map(\.rawValue), floating: configuration.floatingIPs)
+                    plugins: configuration.plugins.map(\.rawValue), floating: configuration.floatingIPs,
+                    certificate: trust?.certificate.base64)
         }
         let preferred: IPv4Address?
         do {
@@ -190,7 +191,7 @@ public enum Daemon {
                             compression: configuration.compression,
                             network: registration.network.network, gateway: configuration.gateway,
                             servesGateway: configuration.serveGateway,
-                            keepalive: nanoseconds(.seconds(configuration.keepalive))),
+                            keepalive: nanoseconds(.seconds(configuration.keepalive)), trust: trust?.trust),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
                                         network: registration.network, logger: logger)
@@ -224,10 +225,7 @@ public enum Daemon {
             datastore \(configuration.datastoreEndpoints.joined(separator: ",")) prefix \(configuration.datastorePrefix), \
             \(configuration.workers) worker\(configuration.workers == 1 ? "" : "s"), peer map from \(registration.source)
             """)
-        logger.warning("""
-            no network CA is configured: any mapping in etcd is trusted, so etcd's access control \
-            is this network's trust boundary
-            """)
+        warnAboutTrust(configuration, trust: trust, logger: logger)
         let notifier = ServiceNotifier(environment: ProcessInfo.processInfo.environment)
         let lease = LeaseRecord()
         try announceUp(takeover: takeover, pidFile: pidFile, notifier: notifier, logger: logger)
@@ -260,6 +258,12 @@ public enum Daemon {
                 }
                 group.addTask {
                     for await message in fatalErrors { throw StartupError(description: message) }
+                }
+                if let trust {
+                    group.addTask {
+                        try await followRevocations(store: store, registry: registry, trust: trust, node: node,
+                                                    syncInterval: configuration.datastoreSyncInterval, logger: logger)
+                    }
                 }
                 group.addTask { [deviceName = device.name] in
                     await runFloatingIPs(floating, node: node, device: deviceName,

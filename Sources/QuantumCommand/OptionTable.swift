@@ -266,6 +266,18 @@ public enum OptionTable {
         expected: "a duration in whole seconds such as 25s, or 0 to turn keepalives off"),
         parse: ValueParser.secondsOrOff)
 
+    static let networkCACert = TypedOption<String>(spec: OptionSpec(
+        "network-ca-cert", default: nil, valueName: "path",
+        summary: "Certificate of the network CA (quantum ca init): only peers it certifies are accepted; needs --node-cert",
+        expected: "a file path"),
+        parse: ValueParser.text)
+
+    static let nodeCert = TypedOption<String>(spec: OptionSpec(
+        "node-cert", default: nil, valueName: "path",
+        summary: "This node's certificate from the network CA (quantum ca sign); its address is claimed; needs --network-ca-cert",
+        expected: "a file path"),
+        parse: ValueParser.text)
+
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
         confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
@@ -280,6 +292,7 @@ public enum OptionTable {
         pidFile.spec,
         floatingIPs.spec, datastoreFloatingIPTTL.spec, forward.spec, gateway.spec, serveGateway.spec,
         keepalive.spec,
+        networkCACert.spec, nodeCert.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

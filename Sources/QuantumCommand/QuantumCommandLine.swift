@@ -18,7 +18,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             environment, which wins over the file, which wins over the defaults.
             """,
         version: "quantum \(QuantumVersion.string)",
-        subcommands: [StatusCommand.self])
+        subcommands: [StatusCommand.self, CACommand.self, PublicKeyCommand.self])
 
     @Option(name: OptionTable.confFile.spec.names, help: help(OptionTable.confFile))
     var confFile: String?
@@ -111,6 +111,10 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var serveGateway = false
     @Option(name: OptionTable.keepalive.spec.names, help: help(OptionTable.keepalive))
     var keepalive: String?
+    @Option(name: OptionTable.networkCACert.spec.names, help: help(OptionTable.networkCACert))
+    var networkCACert: String?
+    @Option(name: OptionTable.nodeCert.spec.names, help: help(OptionTable.nodeCert))
+    var nodeCert: String?
 
     public init() {}
 
@@ -161,6 +165,8 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.gateway.spec, gateway),
             (OptionTable.serveGateway.spec, serveGateway ? "true" : nil),
             (OptionTable.keepalive.spec, keepalive),
+            (OptionTable.networkCACert.spec, networkCACert),
+            (OptionTable.nodeCert.spec, nodeCert),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }

@@ -72,12 +72,19 @@ public final class NetworkRegistry: Sendable {
     private let now: @Sendable () -> Duration
     /// Whether the map is followed, and when it last was brought up to date (`now()` time).
     private let syncState = Mutex<(watchConnected: Bool, lastSync: Duration?)>((false, nil))
+    /// Whether a mapping held by another machine at the address this node claims may be
+    /// overwritten (nil: the value does not parse). With a network CA: when the CA does not
+    /// vouch for it, so a usurper cannot make the genuine node give its address up.
+    private let isUsurper: @Sendable (Mapping?) -> Bool
 
-    /// `prefix` is used as given, minus trailing slashes; `now` is the clock of ``syncStatus()``.
+    /// `prefix` is used as given, minus trailing slashes; `now` is the clock of ``syncStatus()``;
+    /// `isUsurper` decides which foreign holders of a claimed address are overwritten (none by default).
     public init(store: any Datastore, prefix: String = "/quantum", logger: Logger,
-                now: @escaping @Sendable () -> Duration = NetworkRegistry.monotonicNow) {
+                now: @escaping @Sendable () -> Duration = NetworkRegistry.monotonicNow,
+                isUsurper: @escaping @Sendable (Mapping?) -> Bool = { _ in false }) {
         self.store = store
         self.now = now
+        self.isUsurper = isUsurper
         var trimmed = prefix
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.prefix = trimmed
@@ -139,10 +146,15 @@ public final class NetworkRegistry: Sendable {
         guard let existing = try await store.get(key) else {
             return try await store.create(key, value: value, lease: lease) ? .claimed : .lostRace
         }
-        guard let owner = try? Mapping.parse(json: existing.value) else {
+        let owner = try? Mapping.parse(json: existing.value)
+        if owner?.machineID != machineID, isUsurper(owner) {
+            logger.warning("overwriting a mapping the network CA does not vouch for at this node's address",
+                           metadata: ["key": "\(key)", "machineID": "\(owner?.machineID ?? "unreadable")"])
+        } else if let owner, owner.machineID != machineID {
+            return .held(.addressHeld(address, machineID: owner.machineID))
+        } else if owner == nil {
             return .held(.addressHeldByUnreadableMapping(address, key: key))
         }
-        guard owner.machineID == machineID else { return .held(.addressHeld(address, machineID: owner.machineID)) }
         return try await store.replace(key, value: value, ifModRevision: existing.modRevision, lease: lease)
             ? .claimed : .lostRace
     }

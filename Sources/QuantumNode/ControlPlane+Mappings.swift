@@ -81,7 +81,7 @@ extension ControlPlane {
     }
 
     /// Forgets a mapping entirely; another mapping with the same key may become its owner.
-    private func forget(_ address: IPv4Address, now: UInt64) -> Bool {
+    func forget(_ address: IPv4Address, now: UInt64) -> Bool {
         guard let claim = known.removeValue(forKey: address) else { return false }
         graced.remove(address)
         forgetReflexiveReport(of: address, now: now)

@@ -8,6 +8,7 @@ extension ControlPlane {
     func tick(now: UInt64) -> Bool {
         var changed = expireRemovedPeers(now: now)
         probeForReflexiveEndpoint(now: now)
+        changed = expireCertificates(now: now) || changed
         for peer in peers.values {
             retryHandshake(peer, now: now)
             for session in peer.sessions where session.isExpired(now: now) {

@@ -63,6 +63,8 @@ final class ControlPlane: @unchecked Sendable {
         /// Whether a few peers are asked at start where they see this node (NAT traversal;
         /// off in tests that need no extra handshakes).
         var probesReflexiveEndpoint = false
+        /// The network CA's trust (`--network-ca-cert`); nil: every mapping is trusted.
+        var trust: NetworkTrust? = nil
     }
 
     /// A datagram the control thread sends at the end of its turn.
@@ -80,6 +82,8 @@ final class ControlPlane: @unchecked Sendable {
         var mappings: [IPv4Address: MappingUpdate] = [:]
         /// The newest holders of floating IPs not yet applied.
         var floatingHolders: [IPv4Address: IPv4Address]?
+        /// The newest revocation list not yet applied.
+        var revocations: RevocationList?
     }
 
     /// Most handshake messages waiting for the control thread; more are dropped (and counted).
@@ -105,6 +109,8 @@ final class ControlPlane: @unchecked Sendable {
     /// initiator never runs into the reject limit.
     static let receiveRekeyAge: UInt64 =
         SessionLimits.rejectAfterTime - SessionLimits.keepaliveTimeout - SessionLimits.rekeyTimeout
+    /// Most untrusted mappings remembered as reported; past it the memory starts afresh.
+    static let untrustedReportLimit = 4096
 
     let localIP: IPv4Address
     let localPublicKey: [UInt8]
@@ -129,6 +135,12 @@ final class ControlPlane: @unchecked Sendable {
     let counters = CounterSet<ControlCounter>()
     /// What snapshots show of the peers (see NodeSnapshot.swift).
     let directory = PeerDirectory()
+    /// The network CA's trust and the newest revocation list (nil without a CA).
+    var trust: NetworkTrust?
+    /// When the certificate of each trusted mapping ends (seconds since 1970).
+    var certificateExpiry: [IPv4Address: UInt64] = [:]
+    /// Untrusted mappings already warned about.
+    var untrustedReported: Set<UntrustedMapping> = []
 
     private let inbox = Mutex(Inbox())
     private let wakeup = DispatchSemaphore(value: 0)
@@ -184,6 +196,7 @@ final class ControlPlane: @unchecked Sendable {
         servesGateway = configuration.servesGateway
         keepalive = configuration.keepalive
         probesReflexiveEndpoint = configuration.probesReflexiveEndpoint
+        trust = configuration.trust
         self.transport = transport
         self.clock = clock
         self.tables = tables
@@ -217,6 +230,13 @@ final class ControlPlane: @unchecked Sendable {
     /// next turn publishes a table with them.
     func setFloatingHolders(_ holders: [IPv4Address: IPv4Address]) {
         inbox.withLock { $0.floatingHolders = holders }
+        wakeup.signal()
+    }
+
+    /// Queues a revocation list; the next turn adopts it if the CA signed it and it is not
+    /// older than the one in force, and cuts off the peers it names.
+    func setRevocations(_ list: RevocationList) {
+        inbox.withLock { $0.revocations = list }
         wakeup.signal()
     }
 
@@ -277,20 +297,23 @@ final class ControlPlane: @unchecked Sendable {
     /// and only then sends what the turn produced.
     func step() {
         let now = clock.now()
-        let (events, updates, floating) = inbox.withLock { inbox in
+        let (events, updates, floating, revocations) = inbox.withLock { inbox in
             defer {
                 inbox.events.removeAll(keepingCapacity: true)
                 inbox.mappings = [:]
                 inbox.floatingHolders = nil
+                inbox.revocations = nil
             }
-            return (inbox.events, inbox.mappings, inbox.floatingHolders)
+            return (inbox.events, inbox.mappings, inbox.floatingHolders, inbox.revocations)
         }
-        for update in updates.values where applyMapping(update, now: now) {
+        for update in updates.values where admits(update) && applyMapping(update, now: now) {
             mappingsUnpublished = true
         }
         if !updates.isEmpty && !strangers.isEmpty { greetStrangers(now: now) }
-        // A floating IP that moved is published at once: failover time counts.
         var sessionsChanged = false
+        // A revoked peer's sessions are withdrawn from the workers at once.
+        if let revocations, applyRevocations(revocations, now: now) { sessionsChanged = true }
+        // A floating IP that moved is published at once: failover time counts.
         if let floating, floating != floatingHolders {
             floatingHolders = floating
             sessionsChanged = true
