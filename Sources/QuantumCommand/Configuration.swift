@@ -80,6 +80,8 @@ public struct Configuration: Sendable, Equatable {
     /// Seconds without sending after which an established link gets a keepalive (NAT
     /// bindings); 0 = off.
     public var keepalive: Int64 = 25
+    /// Whether this node offers itself as relay between peers that cannot reach each other directly.
+    public var relay = false
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -197,7 +199,8 @@ public struct Configuration: Sendable, Equatable {
             forward: gateway.forward,
             gateway: gateway.address,
             serveGateway: gateway.serve,
-            keepalive: try sources.required(OptionTable.keepalive).value)
+            keepalive: try sources.required(OptionTable.keepalive).value,
+            relay: try sources.required(OptionTable.relay).value)
     }
 
     /// The floating IPs, each checked against the proposed network (the daemon checks them
@@ -372,6 +375,7 @@ extension Configuration: CustomStringConvertible {
             ("datastore-floating-ip-ttl", DurationText.format(seconds: datastoreFloatingIPTTL)),
             ("forward", "\(forward)"), ("gateway", gateway?.description), ("serve-gateway", "\(serveGateway)"),
             ("keepalive", keepalive == 0 ? "0" : DurationText.format(seconds: keepalive)),
+            ("relay", "\(relay)"),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

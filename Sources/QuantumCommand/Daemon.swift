@@ -151,7 +151,8 @@ public enum Daemon {
         let makeMapping = { @Sendable (address: IPv4Address) in
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey,
-                    plugins: configuration.plugins.map(\.rawValue), floating: configuration.floatingIPs)
+                    plugins: configuration.plugins.map(\.rawValue), floating: configuration.floatingIPs,
+                    relay: configuration.relay)
         }
         let preferred: IPv4Address?
         do {
@@ -190,7 +191,8 @@ public enum Daemon {
                             compression: configuration.compression,
                             network: registration.network.network, gateway: configuration.gateway,
                             servesGateway: configuration.serveGateway,
-                            keepalive: nanoseconds(.seconds(configuration.keepalive))),
+                            keepalive: nanoseconds(.seconds(configuration.keepalive)),
+                            relay: configuration.relay),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
                                         network: registration.network, logger: logger)

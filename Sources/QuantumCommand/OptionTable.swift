@@ -266,6 +266,12 @@ public enum OptionTable {
         expected: "a duration in whole seconds such as 25s, or 0 to turn keepalives off"),
         parse: ValueParser.secondsOrOff)
 
+    static let relay = TypedOption<Bool>(spec: OptionSpec(
+        "relay", kind: .flag, default: "false",
+        summary: "Offer this node as relay: forward sealed traffic between peers that cannot reach each other directly",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
+
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
         confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
@@ -280,6 +286,7 @@ public enum OptionTable {
         pidFile.spec,
         floatingIPs.spec, datastoreFloatingIPTTL.spec, forward.spec, gateway.spec, serveGateway.spec,
         keepalive.spec,
+        relay.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

@@ -111,6 +111,8 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var serveGateway = false
     @Option(name: OptionTable.keepalive.spec.names, help: help(OptionTable.keepalive))
     var keepalive: String?
+    @Flag(name: OptionTable.relay.spec.names, help: help(OptionTable.relay))
+    var relay = false
 
     public init() {}
 
@@ -161,6 +163,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.gateway.spec, gateway),
             (OptionTable.serveGateway.spec, serveGateway ? "true" : nil),
             (OptionTable.keepalive.spec, keepalive),
+            (OptionTable.relay.spec, relay ? "true" : nil),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }

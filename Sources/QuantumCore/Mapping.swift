@@ -23,10 +23,13 @@ public struct Mapping: Equatable, Sendable, Codable {
     public var gatewayIP: IPv4Address?
     /// A CA-signed certificate binding `publicKey` to `privateIP`, when a network CA is used.
     public var certificate: String?
+    /// Whether the node forwards relay envelopes between other nodes (`--relay`); absent
+    /// from the JSON when false, so older mappings decode and unchanged ones stay byte-equal.
+    public var relay: Bool
 
     public init(machineID: String, privateIP: IPv4Address, ipv4: IPv4Address?, ipv6: IPv6Address?,
                 port: UInt16, publicKey: [UInt8], plugins: [String] = [], floating: [IPv4Address] = [],
-                gatewayIP: IPv4Address? = nil, certificate: String? = nil) {
+                gatewayIP: IPv4Address? = nil, certificate: String? = nil, relay: Bool = false) {
         self.machineID = machineID
         self.privateIP = privateIP
         self.ipv4 = ipv4
@@ -37,10 +40,12 @@ public struct Mapping: Equatable, Sendable, Codable {
         self.floating = floating
         self.gatewayIP = gatewayIP
         self.certificate = certificate
+        self.relay = relay
     }
 
     enum CodingKeys: String, CodingKey {
         case machineID, privateIP, ipv4, ipv6, port, publicKey, plugins, floating, gatewayIP, certificate
+        case relay
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,6 +87,7 @@ public struct Mapping: Equatable, Sendable, Codable {
         }
         gatewayIP = try v4(.gatewayIP)
         certificate = try c.decodeIfPresent(String.self, forKey: .certificate)
+        relay = try c.decodeIfPresent(Bool.self, forKey: .relay) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -96,6 +102,7 @@ public struct Mapping: Equatable, Sendable, Codable {
         try c.encode(floating.map(\.description), forKey: .floating)
         try c.encodeIfPresent(gatewayIP?.description, forKey: .gatewayIP)
         try c.encodeIfPresent(certificate, forKey: .certificate)
+        if relay { try c.encode(true, forKey: .relay) }
     }
 
     /// The mapping as the JSON stored in etcd (keys sorted, so equal mappings give equal bytes).

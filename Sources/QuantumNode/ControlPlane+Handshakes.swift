@@ -24,12 +24,13 @@ extension ControlPlane {
             logger.warning("cannot start a handshake with \(peer.mapping.privateIP): \(error)")
             return false
         }
+        choosePath(for: peer, now: now)
         if let old = peer.pending { owners[old.localIndex] = nil }
         peer.pending = PendingInitiation(state: state, localIndex: index, sentAt: now,
                                          firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
         counters.add(.handshakesInitiated)
         logger.debug("handshake initiation to \(peer.mapping.privateIP) at \(endpoint)")
-        outbox.append(.init(bytes: message, endpoint: endpoint, worker: 0))
+        outbox.append(datagram(message, to: peer, endpoint: endpoint, worker: 0))
         return false
     }
 
@@ -58,8 +59,10 @@ extension ControlPlane {
         }
     }
 
-    /// Answers a valid initiation from the owner of its key with a fresh session in `next`.
-    func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
+    /// Answers a valid initiation from the owner of its key with a fresh session in `next`
+    /// (`relayed`: it came through a relay, and the response goes back the same way).
+    func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64,
+                 relayed: RelayedArrival? = nil) -> Bool {
         let initiation: ReceivedInitiation
         do {
             initiation = try handshaker.consumeInitiation(message)
@@ -74,6 +77,7 @@ extension ControlPlane {
             logger.debug("initiation from \(source) with a key no mapping carries; ignored")
             return false
         }
+        guard arrivedAsClaimed(peer, relayed) else { return false }
         if let newest = peer.newestTimestamp, initiation.timestamp <= newest {
             counters.add(.handshakesRejected)
             logger.debug("initiation from \(peer.mapping.privateIP) replays an old timestamp; ignored")
@@ -95,10 +99,10 @@ extension ControlPlane {
         }
         retire(peer.next)
         peer.next = session
-        peer.endpoint = source
+        takePath(of: peer, from: source, relayed: relayed, now: now)
         counters.add(.handshakesCompleted)
         logger.debug("handshake with \(peer.mapping.privateIP) answered (session \(index))")
-        outbox.append(.init(bytes: response, endpoint: source, worker: worker))
+        outbox.append(datagram(response, to: peer, endpoint: source, worker: worker))
         return true
     }
 
@@ -108,12 +112,14 @@ extension ControlPlane {
     /// once), that responder session is demoted to `previous` and never promoted: the
     /// session we initiated becomes current, so each side keeps a session it initiated
     /// and keeps rekeying it on time.
-    func complete(with message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
+    func complete(with message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64,
+                  relayed: RelayedArrival? = nil) -> Bool {
         guard let receiver = HandshakeResponse.receiverIndex(message), let address = owners[receiver],
               let peer = peers[address], let pending = peer.pending, pending.localIndex == receiver else {
             counters.add(.handshakesRejected)
             return false
         }
+        guard arrivedAsClaimed(peer, relayed) else { return false }
         let session: Session
         do {
             let keys = try handshaker.consumeResponse(message, state: pending.state)
@@ -133,7 +139,7 @@ extension ControlPlane {
             peer.previous = peer.current
         }
         peer.current = session
-        peer.endpoint = source
+        takePath(of: peer, from: source, relayed: relayed, now: now)
         peer.signals.handshakeWanted.store(false, ordering: .relaxed)
         counters.add(.handshakesCompleted)
         logger.debug("handshake with \(address) complete (session \(receiver))")
@@ -144,9 +150,9 @@ extension ControlPlane {
     }
 
     /// Sends an empty transport message on `session` (sealed with the control slot)
-    /// from worker `worker`'s socket.
+    /// from worker `worker`'s socket, through the peer's relay if it has one unless `direct`.
     func sendKeepalive(_ peer: Peer, session: Session, to endpoint: UDPEndpoint, worker: Int, now: UInt64,
-                       counter: ControlCounter = .keepalivesSent) {
+                       counter: ControlCounter = .keepalivesSent, direct: Bool = false) {
         var buffer = [UInt8](repeating: 0, count: WireFormat.transportOverhead)
         let length = buffer.withUnsafeMutableBytes {
             session.seal($0.baseAddress!, payloadLength: 0, worker: controlSlot, flags: 0)
@@ -154,7 +160,7 @@ extension ControlPlane {
         guard let length else { return }
         peer.lastKeepaliveSent = now
         counters.add(counter)
-        outbox.append(.init(bytes: Array(buffer[0..<length]), endpoint: endpoint, worker: worker))
+        outbox.append(datagram(Array(buffer[0..<length]), to: peer, endpoint: endpoint, worker: worker, direct: direct))
     }
 
     /// Seals and sends the packets that waited for this peer's session.
@@ -171,7 +177,7 @@ extension ControlPlane {
                 session.seal($0.baseAddress!, payloadLength: packet.count, worker: controlSlot, flags: 0)
             }
             guard let length else { break }
-            outbox.append(.init(bytes: Array(message[0..<length]), endpoint: endpoint, worker: 0))
+            outbox.append(datagram(Array(message[0..<length]), to: peer, endpoint: endpoint, worker: 0))
             counters.add(.stagedSent)
             peer.signals.traffic.add(.txPackets, slot: controlSlot)
             peer.signals.traffic.add(.txBytes, UInt64(packet.count), slot: controlSlot)

@@ -24,6 +24,11 @@ enum ControlEvent: Sendable {
     /// A worker authenticated a packet from a new address for the session's peer
     /// (answers `roamPending`).
     case roamed(UInt32, to: UDPEndpoint, PeerSignals)
+    /// A handshake message from `origin` that arrived in a relay envelope from the relay at `via`.
+    case relayedHandshake([UInt8], origin: IPv4Address, via: UDPEndpoint, worker: Int)
+    /// A worker authenticated a packet of the session's peer that came straight (`via` nil)
+    /// or through the relay at `via`, while the table sends another way (answers `pathPending`).
+    case pathChanged(UInt32, via: UDPEndpoint?, PeerSignals)
 }
 
 /// The node's control plane: one thread that owns every peer's handshake state,
@@ -60,6 +65,8 @@ final class ControlPlane: @unchecked Sendable {
         /// Idle time after which a keepalive is sent on an established link that nothing else
         /// was sent on, to hold NAT bindings open (nanoseconds; 0 = off, as in tests that need none).
         var keepalive: UInt64 = 0
+        /// Whether this node forwards relay envelopes between its peers (`--relay`).
+        var relay = false
     }
 
     /// A datagram the control thread sends at the end of its turn.
@@ -119,6 +126,8 @@ final class ControlPlane: @unchecked Sendable {
     let servesGateway: Bool
     /// Persistent keepalive interval in nanoseconds, 0 = off.
     let keepalive: UInt64
+    /// Whether this node forwards relay envelopes between its peers (`--relay`).
+    let offersRelay: Bool
     let tables: ForwardingTableHolder
     let logger: Logger
     let counters = CounterSet<ControlCounter>()
@@ -155,6 +164,8 @@ final class ControlPlane: @unchecked Sendable {
     private var lastPublished: UInt64 = 0
     /// Whether mapping changes wait for the next table (rate-limited publication).
     private var mappingsUnpublished = false
+    /// Whether a peer's path (direct or relayed) changed outside the events that publish anyway.
+    var pathsChanged = false
 
     /// The AEAD slot of every session reserved for the control thread (keepalives,
     /// staged packets): the workers use slots 0..<workerCount.
@@ -174,6 +185,7 @@ final class ControlPlane: @unchecked Sendable {
         gateway = configuration.gateway
         servesGateway = configuration.servesGateway
         keepalive = configuration.keepalive
+        offersRelay = configuration.relay
         self.transport = transport
         self.clock = clock
         self.tables = tables
@@ -185,7 +197,7 @@ final class ControlPlane: @unchecked Sendable {
     @discardableResult
     func post(_ event: ControlEvent) -> Bool {
         let accepted = inbox.withLock { inbox in
-            if case .handshake = event, inbox.events.count >= ControlPlane.handshakeBacklog { return false }
+            if event.carriesHandshake, inbox.events.count >= ControlPlane.handshakeBacklog { return false }
             inbox.events.append(event)
             return true
         }
@@ -292,6 +304,7 @@ final class ControlPlane: @unchecked Sendable {
             sessionsChanged = tick(now: now) || sessionsChanged
             nextTick = now + ControlPlane.tickInterval
         }
+        sessionsChanged = takePathChanges() || sessionsChanged
         if sessionsChanged || (mappingsUnpublished && now >= lastPublished + ControlPlane.mappingPublishInterval) {
             publish()
             lastPublished = now
@@ -351,6 +364,10 @@ final class ControlPlane: @unchecked Sendable {
             logger.info("peer \(address) moved to \(endpoint)")
             peer.endpoint = endpoint
             return true
+        case .relayedHandshake(let bytes, let origin, let relay, let worker):
+            return handleRelayedHandshake(bytes, origin: origin, via: relay, worker: worker, now: now)
+        case .pathChanged(let index, let relay, let signals):
+            return changePath(ofSession: index, via: relay, signals, now: now)
         }
     }
 }

@@ -42,12 +42,14 @@ public final class Node: Sendable {
         /// Idle time after which an established link gets a keepalive to hold NAT bindings
         /// open (`--keepalive`), in nanoseconds; 0 = off.
         public var keepalive: UInt64
+        /// Whether this node forwards relay envelopes between its peers (`--relay`).
+        public var relay: Bool
 
         public init(privateIP: IPv4Address, mtu: Int, useIPv4: Bool, useIPv6: Bool,
                     removalGrace: UInt64 = 120 * 1_000_000_000, deviceName: String = "tun",
                     onFatalError: @escaping @Sendable (String) -> Void = { _ in }, compression: Bool = false,
                     network: IPv4Prefix? = nil, gateway: IPv4Address? = nil, servesGateway: Bool = false,
-                    keepalive: UInt64 = 0) {
+                    keepalive: UInt64 = 0, relay: Bool = false) {
             self.privateIP = privateIP
             self.mtu = mtu
             self.useIPv4 = useIPv4
@@ -60,6 +62,7 @@ public final class Node: Sendable {
             self.gateway = gateway
             self.servesGateway = servesGateway
             self.keepalive = keepalive
+            self.relay = relay
         }
     }
 
@@ -79,7 +82,7 @@ public final class Node: Sendable {
             useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace,
             compression: settings.compression,
             network: settings.network, gateway: settings.gateway, servesGateway: settings.servesGateway,
-            keepalive: settings.keepalive)
+            keepalive: settings.keepalive, relay: settings.relay)
         control = ControlPlane(configuration: configuration, transport: SocketTransport(sockets: sockets),
                                clock: SystemClock(), tables: tables, logger: logger)
         var pollers: [Poller] = []
