@@ -111,6 +111,13 @@ final class RelayTests: XCTestCase {
         toNowhere.withUnsafeMutableBytes {
             RelayEnvelope.writeHeader($0.baseAddress!, destination: IPv4Address("10.99.0.77")!, source: a.address)
         }
+        // A fourth node, in every map, that has no session with the relay.
+        let c = network.addNode("10.99.0.4")
+        network.connectAll()
+        var spoofedToC = envelope.bytes
+        spoofedToC.withUnsafeMutableBytes { RelayEnvelope.writeHeader($0.baseAddress!, destination: c.address, source: b.address) }
+        var fromC = envelope.bytes
+        fromC.withUnsafeMutableBytes { RelayEnvelope.writeHeader($0.baseAddress!, destination: a.address, source: c.address) }
         var toItself = envelope.bytes
         toItself.withUnsafeMutableBytes { RelayEnvelope.writeHeader($0.baseAddress!, destination: r.address, source: a.address) }
         let refused: [(String, [UInt8], UDPEndpoint)] = [
@@ -119,6 +126,8 @@ final class RelayTests: XCTestCase {
             ("to an address outside the map", toNowhere, a.endpoint),
             ("to the relay itself", toItself, a.endpoint),
             ("too short", Array(envelope.bytes.prefix(WireFormat.minimumRelaySize - 1)), a.endpoint),
+            ("claiming b's address from a's endpoint, to a third node", spoofedToC, a.endpoint),
+            ("from a node the relay has no session with", fromC, c.endpoint),
         ]
         for (what, bytes, source) in refused {
             XCTAssertNil(bytes.withUnsafeBytes { r.path.relayTarget($0, from: source, table: r.table) }, what)
