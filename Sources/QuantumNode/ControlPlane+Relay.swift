@@ -43,8 +43,11 @@ extension ControlPlane {
 
     /// The datagram carrying `bytes` to `peer`: inside a relay envelope to the relay's
     /// endpoint when the peer is reached through one (and `direct` is false), else to `endpoint`.
-    func datagram(_ bytes: [UInt8], to peer: Peer, endpoint: UDPEndpoint, worker: Int, direct: Bool = false) -> OutgoingDatagram {
-        guard !direct, let hop = relayEndpoint(of: peer) else { return .init(bytes: bytes, endpoint: endpoint, worker: worker) }
+    func datagram(_ bytes: [UInt8], to peer: Peer, endpoint: UDPEndpoint, worker: Int,
+                  direct: Bool = false) -> OutgoingDatagram {
+        guard !direct, let hop = relayEndpoint(of: peer) else {
+            return .init(bytes: bytes, endpoint: endpoint, worker: worker)
+        }
         return .init(bytes: RelayEnvelope.wrap(bytes, destination: peer.mapping.privateIP, source: localIP),
                      endpoint: hop, worker: worker)
     }
@@ -71,7 +74,9 @@ extension ControlPlane {
         } else {
             next = nil
         }
-        logger.info("no handshake answer from \(peer.mapping.privateIP) \(peer.relay.map { "through \($0)" } ?? "directly") for \(ControlPlane.pathTryTime / SessionLimits.nanosecondsPerSecond) s; trying \(next.map { "through relay \($0)" } ?? "directly")")
+        let tried = peer.relay.map { "through relay \($0)" } ?? "directly"
+        let seconds = ControlPlane.pathTryTime / SessionLimits.nanosecondsPerSecond
+        logger.info("no handshake answer from \(peer.mapping.privateIP) \(tried) for \(seconds) s; trying \(next.map { "through relay \($0)" } ?? "directly")")
         setPath(of: peer, relay: next, now: now)
         peer.pathTriedAt = now
     }
@@ -92,7 +97,8 @@ extension ControlPlane {
     func arrivedAsClaimed(_ peer: Peer, _ relayed: RelayedArrival?) -> Bool {
         guard let relayed, relayed.origin != peer.mapping.privateIP else { return true }
         counters.add(.handshakesRejected)
-        logger.warning("handshake of \(peer.mapping.privateIP) came through relay \(relayed.relay) in an envelope from \(relayed.origin); ignored")
+        // Debug, not warning: the relay and the envelope are network input, and may repeat.
+        logger.debug("handshake of \(peer.mapping.privateIP) came through relay \(relayed.relay) in an envelope from \(relayed.origin); ignored")
         return false
     }
 
@@ -144,7 +150,9 @@ extension ControlPlane {
         signals.pathPending.store(false, ordering: .relaxed)
         guard let address = owners[index], let peer = peers[address], peer.signals === signals else { return false }
         if let via {
-            guard let relay = relayPeer(at: via), relay !== peer, peer.relay != relay.mapping.privateIP else { return false }
+            guard let relay = relayPeer(at: via), relay !== peer, peer.relay != relay.mapping.privateIP else {
+                return false
+            }
             setPath(of: peer, relay: relay.mapping.privateIP, now: now)
         } else {
             guard peer.relay != nil else { return false }
@@ -159,7 +167,8 @@ extension ControlPlane {
     /// While `peer` is relayed, sends a keepalive straight to its endpoint every
     /// `directProbeInterval`: if it arrives, the peer comes back to the direct path and says so.
     func probeDirectPath(_ peer: Peer, session: Session, endpoint: UDPEndpoint, now: UInt64) {
-        guard peer.relay != nil, elapsed(since: peer.lastDirectProbe, now: now) >= ControlPlane.directProbeInterval else { return }
+        guard peer.relay != nil,
+              elapsed(since: peer.lastDirectProbe, now: now) >= ControlPlane.directProbeInterval else { return }
         peer.lastDirectProbe = now
         sendKeepalive(peer, session: session, to: endpoint, worker: 0, now: now, counter: .directProbesSent, direct: true)
     }

@@ -151,8 +151,9 @@ final class PacketPath: @unchecked Sendable {
     /// Opens a transport message that came straight from `source`, or (with `origin`) from
     /// the relay at `source` inside an envelope from `origin`.
     @inline(__always)
-    func openTransport(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint, relayedFor origin: IPv4Address? = nil,
-                       table: ForwardingTable, now: UInt64) -> UnsafeRawBufferPointer? {
+    func openTransport(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint,
+                       relayedFor origin: IPv4Address? = nil, table: ForwardingTable,
+                       now: UInt64) -> UnsafeRawBufferPointer? {
         guard let receiver = TransportHeader.receiverIndex(UnsafeRawBufferPointer(message)) else {
             dropIncoming(.dropMalformed, bytes: message.count)
             return nil

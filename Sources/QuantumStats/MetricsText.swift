@@ -55,7 +55,8 @@ public enum MetricsText {
         let relayed = MetricNameDescriptor(namespace: "quantum", subsystem: "peer", metricName: "relayed", unitName: "",
                                            helpText: "1 while the peer is reached through a relay, 0 when directly")
         for peer in snapshot.peers {
-            registry.makeGauge(descriptor: relayed, labels: [("peer", peer.privateIP.description)]).set(Int64(peer.relay == nil ? 0 : 1))
+            registry.makeGauge(descriptor: relayed, labels: [("peer", peer.privateIP.description)])
+                .set(Int64(peer.relay == nil ? 0 : 1))
         }
         registry.makeGauge(descriptor: gauge("peers", "Peers with a route")).set(Int64(snapshot.peers.count))
         registry.makeGauge(descriptor: gauge("sessions", "Peers with a session to send with")).set(Int64(snapshot.liveSessions))
