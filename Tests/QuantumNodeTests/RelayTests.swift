@@ -189,6 +189,27 @@ final class RelayTests: XCTestCase {
         XCTAssertNil(states.first { $0.privateIP == r.address }?.relay)
     }
 
+    /// Neither end has a session with the relay yet: the initiator makes one when it looks
+    /// for a relay, the responder when the first relayed handshake reaches it, and the
+    /// handshake after that goes through.
+    func testSessionsWithTheRelayAreMadeOnDemand() {
+        let other = SimulatedNetwork()
+        let c = other.addNode("10.99.0.1")
+        let d = other.addNode("10.99.0.2")
+        let relay = other.addNode("10.99.0.3", relay: true)
+        other.connectAll()
+        other.blocked = [(c.endpoint, d.endpoint)]
+        c.send(to: d.address)
+        let start = other.clock.now()
+        while d.delivered.isEmpty && other.clock.now() - start < 3 * ControlPlane.pathTryTime {
+            other.advance(by: ControlPlane.tickInterval)
+        }
+        XCTAssertEqual(d.delivered.count, 1, "the packet crossed through the relay")
+        XCTAssertNotNil(c.peer(relay.address)?.current, "c made a session with the relay")
+        XCTAssertNotNil(d.peer(relay.address)?.current, "d made a session with the relay")
+        XCTAssertEqual(d.peer(c.address)?.relay, relay.address)
+    }
+
     func testWithoutARelayNothingCrosses() {
         let other = SimulatedNetwork()
         let c = other.addNode("10.99.0.1")
