@@ -84,6 +84,8 @@ public struct Configuration: Sendable, Equatable {
     public var networkCACert: String?
     /// This node's certificate file (`--node-cert`); set together with `networkCACert`.
     public var nodeCert: String?
+    /// Whether this node offers itself as relay between peers that cannot reach each other directly.
+    public var relay = false
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -204,7 +206,8 @@ public struct Configuration: Sendable, Equatable {
             serveGateway: gateway.serve,
             keepalive: try sources.required(OptionTable.keepalive).value,
             networkCACert: trustFiles.caCert,
-            nodeCert: trustFiles.nodeCert)
+            nodeCert: trustFiles.nodeCert,
+            relay: try sources.required(OptionTable.relay).value)
     }
 
     /// The floating IPs, each checked against the proposed network (the daemon checks them
@@ -395,6 +398,7 @@ extension Configuration: CustomStringConvertible {
             ("forward", "\(forward)"), ("gateway", gateway?.description), ("serve-gateway", "\(serveGateway)"),
             ("keepalive", keepalive == 0 ? "0" : DurationText.format(seconds: keepalive)),
             ("network-ca-cert", networkCACert), ("node-cert", nodeCert),
+            ("relay", "\(relay)"),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

@@ -152,7 +152,8 @@ public enum Daemon {
             Mapping(machineID: identity.machineID, privateIP: address, ipv4: publicV4, ipv6: publicV6,
                     port: configuration.listenPort, publicKey: keyPair.publicKey,
                     plugins: configuration.plugins.map(\.rawValue), floating: configuration.floatingIPs,
-                    certificate: trust?.certificate.base64)
+                    certificate: trust?.certificate.base64,
+                    relay: configuration.relay)
         }
         let preferred: IPv4Address?
         do {
@@ -191,7 +192,8 @@ public enum Daemon {
                             compression: configuration.compression,
                             network: registration.network.network, gateway: configuration.gateway,
                             servesGateway: configuration.serveGateway,
-                            keepalive: nanoseconds(.seconds(configuration.keepalive)), trust: trust?.trust),
+                            keepalive: nanoseconds(.seconds(configuration.keepalive)), trust: trust?.trust,
+                            relay: configuration.relay),
             keyPair: keyPair, queues: device.queues, sockets: sockets, logger: logger)
         let floating = floatingElection(configuration, store: store, address: address, machineID: identity.machineID,
                                         network: registration.network, logger: logger)

@@ -277,6 +277,11 @@ public enum OptionTable {
         summary: "This node's certificate from the network CA (quantum ca sign); its address is claimed; needs --network-ca-cert",
         expected: "a file path"),
         parse: ValueParser.text)
+    static let relay = TypedOption<Bool>(spec: OptionSpec(
+        "relay", kind: .flag, default: "false",
+        summary: "Offer this node as relay: forward sealed traffic between peers that cannot reach each other directly",
+        expected: "true or false"),
+        parse: ValueParser.boolean)
 
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
@@ -293,6 +298,7 @@ public enum OptionTable {
         floatingIPs.spec, datastoreFloatingIPTTL.spec, forward.spec, gateway.spec, serveGateway.spec,
         keepalive.spec,
         networkCACert.spec, nodeCert.spec,
+        relay.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

@@ -115,6 +115,8 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     var networkCACert: String?
     @Option(name: OptionTable.nodeCert.spec.names, help: help(OptionTable.nodeCert))
     var nodeCert: String?
+    @Flag(name: OptionTable.relay.spec.names, help: help(OptionTable.relay))
+    var relay = false
 
     public init() {}
 
@@ -167,6 +169,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.keepalive.spec, keepalive),
             (OptionTable.networkCACert.spec, networkCACert),
             (OptionTable.nodeCert.spec, nodeCert),
+            (OptionTable.relay.spec, relay ? "true" : nil),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }

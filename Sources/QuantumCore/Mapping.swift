@@ -30,10 +30,13 @@ public struct Mapping: Equatable, Sendable, Codable {
 
     /// Most reflexive endpoints a mapping may carry.
     public static let candidateLimit = 4
+    /// Whether the node forwards relay envelopes between other nodes (`--relay`); absent
+    /// from the JSON when false, so older mappings decode and unchanged ones stay byte-equal.
+    public var relay: Bool
 
     public init(machineID: String, privateIP: IPv4Address, ipv4: IPv4Address?, ipv6: IPv6Address?,
                 port: UInt16, publicKey: [UInt8], plugins: [String] = [], floating: [IPv4Address] = [],
-                gatewayIP: IPv4Address? = nil, certificate: String? = nil) {
+                gatewayIP: IPv4Address? = nil, certificate: String? = nil, relay: Bool = false) {
         self.machineID = machineID
         self.privateIP = privateIP
         self.ipv4 = ipv4
@@ -44,11 +47,13 @@ public struct Mapping: Equatable, Sendable, Codable {
         self.floating = floating
         self.gatewayIP = gatewayIP
         self.certificate = certificate
+        self.relay = relay
     }
 
     enum CodingKeys: String, CodingKey {
         case machineID, privateIP, ipv4, ipv6, port, publicKey, plugins, floating, gatewayIP, certificate
         case candidates
+        case relay
     }
 
     public init(from decoder: any Decoder) throws {
@@ -98,6 +103,7 @@ public struct Mapping: Equatable, Sendable, Codable {
             guard let endpoint = IPv4Endpoint($0) else { throw bad(.candidates, "'\($0)' is not an IPv4 address:port") }
             return endpoint
         }
+        relay = try c.decodeIfPresent(Bool.self, forKey: .relay) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -113,6 +119,7 @@ public struct Mapping: Equatable, Sendable, Codable {
         try c.encodeIfPresent(gatewayIP?.description, forKey: .gatewayIP)
         try c.encodeIfPresent(certificate, forKey: .certificate)
         if !candidates.isEmpty { try c.encode(candidates.map(\.description), forKey: .candidates) }
+        if relay { try c.encode(true, forKey: .relay) }
     }
 
     /// The mapping as the JSON stored in etcd (keys sorted, so equal mappings give equal bytes).

@@ -36,6 +36,18 @@
 //   [n-16, n)  AES-GCM tag
 // The 16 header bytes are the AES-GCM additional data, so the flags are authenticated.
 //
+// Relay envelope, type 5, 12 bytes + one whole inner message (`--relay`, RelayEnvelope.swift):
+//   [0]        type = 5
+//   [1, 4)     reserved, zero
+//   [4, 8)     destination private IPv4 address (network byte order)
+//   [8, 12)    source private IPv4 address (network byte order)
+//   [12, n)    an initiation, response or transport message, byte for byte as sealed end to
+//              end between source and destination (at least `minimumTransportSize` bytes)
+// A relay forwards the envelope unchanged to the destination's endpoint, only when this
+// node offers itself as relay, the destination is another node of its map, and the
+// datagram came from the current endpoint of the source, with which it has a session.
+// The envelope itself is not authenticated: the inner message is, end to end.
+//
 // The Noise prologue is the ASCII text "quantum/1".
 // mac1 = HMAC-SHA256(key: SHA256("mac1----" || receiver's static public key),
 //                    all bytes before mac1), truncated to 16 bytes.
@@ -84,6 +96,14 @@ public enum WireFormat {
     static let transportReceiverIndexOffset = 4
     /// Offset of the counter in a transport header.
     static let transportCounterOffset = 8
+    /// Size of the relay envelope's header, before the inner message.
+    public static let relayHeaderSize = 12
+    /// Offset of the destination private address in a relay envelope.
+    static let relayDestinationOffset = 4
+    /// Offset of the source private address in a relay envelope.
+    static let relaySourceOffset = 8
+    /// Smallest valid relay envelope: the header around the smallest inner message.
+    public static let minimumRelaySize = relayHeaderSize + minimumTransportSize
 }
 
 /// The bits of a transport header's flags byte.
@@ -102,6 +122,8 @@ public enum MessageType: UInt8, Sendable {
     case cookieReply = 3
     /// Transport data: header, encrypted payload, tag.
     case transport = 4
+    /// Relay envelope: two private addresses and one inner message, forwarded by a relay.
+    case relayEnvelope = 5
 
     /// The type of `message`, or nil if it is empty or the type byte is unknown.
     public init?(of message: UnsafeRawBufferPointer) {

@@ -184,9 +184,9 @@ public final class DatagramBatch: @unchecked Sendable {
         slots.deallocate()
     }
 
-    /// The buffer of slot `index`.
+    /// The buffer of slot `index` (its start, whatever `prepare` last sent from).
     @inline(__always)
-    public func buffer(_ index: Int) -> UnsafeMutableRawPointer { slots[index].buffer }
+    public func buffer(_ index: Int) -> UnsafeMutableRawPointer { memory + index * bufferSize }
 
     /// The source (after receive) or destination (before send) of slot `index`.
     @inline(__always)
@@ -194,9 +194,10 @@ public final class DatagramBatch: @unchecked Sendable {
         UDPEndpoint(storage: slots[index].addr, length: slots[index].addr_length)
     }
 
-    /// Sets slot `index` to send `length` bytes of its buffer to `endpoint`.
+    /// Sets slot `index` to send `length` bytes of its buffer, from `offset` bytes into it, to `endpoint`.
     @inline(__always)
-    public func prepare(_ index: Int, length: Int, to endpoint: UDPEndpoint) {
+    public func prepare(_ index: Int, offset: Int = 0, length: Int, to endpoint: UDPEndpoint) {
+        slots[index].buffer = buffer(index) + offset
         slots[index].length = UInt32(length)
         slots[index].addr = endpoint.storage
         slots[index].addr_length = endpoint.length

@@ -26,13 +26,16 @@ extension ControlPlane {
             logger.warning("cannot start a handshake with \(peer.mapping.privateIP): \(error)")
             return false
         }
+        choosePath(for: peer, now: now)
         if let old = peer.pending { owners[old.localIndex] = nil }
         peer.pending = PendingInitiation(state: state, localIndex: index, sentAt: now,
                                          firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
         counters.add(.handshakesInitiated)
+        // Directly: one copy to every endpoint the peer may be at. Through a relay: one copy.
         let endpoints = endpointsToTry(peer)
-        logger.debug("handshake initiation to \(peer.mapping.privateIP) at \(endpoints.map(\.description).joined(separator: ", "))")
-        for endpoint in endpoints { outbox.append(.init(bytes: message, endpoint: endpoint, worker: 0)) }
+        let targets = relayEndpoint(of: peer) == nil ? endpoints : [endpoints[0]]
+        logger.debug("handshake initiation to \(peer.mapping.privateIP) \(peer.relay.map { "through relay \($0)" } ?? "at " + endpoints.map(\.description).joined(separator: ", "))")
+        for endpoint in targets { outbox.append(datagram(message, to: peer, endpoint: endpoint, worker: 0)) }
         return false
     }
 
@@ -61,8 +64,10 @@ extension ControlPlane {
         }
     }
 
-    /// Answers a valid initiation from the owner of its key with a fresh session in `next`.
-    func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
+    /// Answers a valid initiation from the owner of its key with a fresh session in `next`
+    /// (`relayed`: it came through a relay, and the response goes back the same way).
+    func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64,
+                 relayed: RelayedArrival? = nil) -> Bool {
         let initiation: ReceivedInitiation
         do {
             initiation = try handshaker.consumeInitiation(message)
@@ -77,6 +82,7 @@ extension ControlPlane {
             logger.debug("initiation from \(source) with a key no mapping carries; ignored")
             return false
         }
+        guard arrivedAsClaimed(peer, relayed) else { return false }
         if let newest = peer.newestTimestamp, initiation.timestamp <= newest {
             counters.add(.handshakesRejected)
             logger.debug("initiation from \(peer.mapping.privateIP) replays an old timestamp; ignored")
@@ -100,10 +106,13 @@ extension ControlPlane {
         retire(peer.next)
         // The peer's endpoint stays: an initiation proves nothing about where the peer is (it
         // may be replayed from anywhere); the session's first packet moves it (`sessionConfirmed`).
+        // The response goes back the way the initiation came: through the relay it came
+        // through (which then carries the peer's traffic), or straight to `source`.
         peer.next = session
+        if let relayed { takePath(of: peer, from: source, relayed: relayed, now: now) }
         counters.add(.handshakesCompleted)
         logger.debug("handshake with \(peer.mapping.privateIP) answered (session \(index))")
-        outbox.append(.init(bytes: response, endpoint: source, worker: worker))
+        outbox.append(datagram(response, to: peer, endpoint: source, worker: worker, direct: relayed == nil))
         return true
     }
 
@@ -113,12 +122,14 @@ extension ControlPlane {
     /// once), that responder session is demoted to `previous` and never promoted: the
     /// session we initiated becomes current, so each side keeps a session it initiated
     /// and keeps rekeying it on time.
-    func complete(with message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
+    func complete(with message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64,
+                  relayed: RelayedArrival? = nil) -> Bool {
         guard let receiver = HandshakeResponse.receiverIndex(message), let address = owners[receiver],
               let peer = peers[address], let pending = peer.pending, pending.localIndex == receiver else {
             counters.add(.handshakesRejected)
             return false
         }
+        guard arrivedAsClaimed(peer, relayed) else { return false }
         let session: Session
         let observed: [UInt8]
         do {
@@ -140,7 +151,7 @@ extension ControlPlane {
             peer.previous = peer.current
         }
         peer.current = session
-        peer.endpoint = source
+        takePath(of: peer, from: source, relayed: relayed, now: now)
         peer.signals.handshakeWanted.store(false, ordering: .relaxed)
         counters.add(.handshakesCompleted)
         logger.debug("handshake with \(address) complete (session \(receiver))")
@@ -152,9 +163,9 @@ extension ControlPlane {
     }
 
     /// Sends an empty transport message on `session` (sealed with the control slot)
-    /// from worker `worker`'s socket.
+    /// from worker `worker`'s socket, through the peer's relay if it has one unless `direct`.
     func sendKeepalive(_ peer: Peer, session: Session, to endpoint: UDPEndpoint, worker: Int, now: UInt64,
-                       counter: ControlCounter = .keepalivesSent) {
+                       counter: ControlCounter = .keepalivesSent, direct: Bool = false) {
         var buffer = [UInt8](repeating: 0, count: WireFormat.transportOverhead)
         let length = buffer.withUnsafeMutableBytes {
             session.seal($0.baseAddress!, payloadLength: 0, worker: controlSlot, flags: 0)
@@ -162,7 +173,7 @@ extension ControlPlane {
         guard let length else { return }
         peer.lastKeepaliveSent = now
         counters.add(counter)
-        outbox.append(.init(bytes: Array(buffer[0..<length]), endpoint: endpoint, worker: worker))
+        outbox.append(datagram(Array(buffer[0..<length]), to: peer, endpoint: endpoint, worker: worker, direct: direct))
     }
 
     /// Seals and sends the packets that waited for this peer's session.
@@ -179,7 +190,7 @@ extension ControlPlane {
                 session.seal($0.baseAddress!, payloadLength: packet.count, worker: controlSlot, flags: 0)
             }
             guard let length else { break }
-            outbox.append(.init(bytes: Array(message[0..<length]), endpoint: endpoint, worker: 0))
+            outbox.append(datagram(Array(message[0..<length]), to: peer, endpoint: endpoint, worker: 0))
             counters.add(.stagedSent)
             peer.signals.traffic.add(.txPackets, slot: controlSlot)
             peer.signals.traffic.add(.txBytes, UInt64(packet.count), slot: controlSlot)

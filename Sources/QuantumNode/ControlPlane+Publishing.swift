@@ -23,8 +23,9 @@ extension ControlPlane {
         }
         for (address, peer) in peers {
             let compression = compression && peer.mapping.plugins.contains(Plugin.compression.rawValue)
+            let relayHop = relayEndpoint(of: peer)
             let route = ForwardingTable.Route(privateIP: address, endpoint: peer.endpoint, session: peer.current,
-                                              signals: peer.signals, compression: compression)
+                                              signals: peer.signals, compression: compression, relayEndpoint: relayHop)
             routes[address] = route
             let floating = floatingByHolder[address] ?? []
             for held in floating { routes[held] = route }
@@ -32,10 +33,11 @@ extension ControlPlane {
             for session in peer.sessions {
                 inbound[session.localIndex] = .init(session: session, privateIP: address, endpoint: peer.endpoint,
                                                     signals: peer.signals, confirmed: session !== peer.next,
-                                                    compression: compression, sources: sources)
+                                                    compression: compression, sources: sources, relayEndpoint: relayHop)
             }
         }
         tables.publish(ForwardingTable(routes: routes, inbound: inbound, network: network, localFloating: localFloating,
-                                       servesGateway: servesGateway, gatewayRoute: gateway.flatMap { routes[$0] }))
+                                       servesGateway: servesGateway, gatewayRoute: gateway.flatMap { routes[$0] },
+                                       offersRelay: offersRelay))
     }
 }

@@ -21,6 +21,7 @@ extension ControlPlane {
             if let session = peer.current, let endpoint = peer.endpoint {
                 keepAlive(peer, session: session, endpoint: endpoint, now: now)
                 holdBindingOpen(peer, session: session, endpoint: endpoint, now: now)
+                probeDirectPath(peer, session: session, endpoint: endpoint, now: now)
             }
         }
         return changed

@@ -17,13 +17,18 @@ enum ControlEvent: Sendable {
     /// A packet for a peer without a session, to send once the handshake completes.
     case stage(IPv4Address, [UInt8])
     /// A worker opened a packet with a responder session that was not yet confirmed
-    /// (answers `confirmPending`); the packet came from `from`.
-    case sessionConfirmed(UInt32, from: UDPEndpoint, PeerSignals)
+    /// (answers `confirmPending`); the packet came straight from `from` (nil: through a relay).
+    case sessionConfirmed(UInt32, from: UDPEndpoint?, PeerSignals)
     /// A worker received a transport packet for a session it does not know (rate-limited).
     case unknownSession(from: UDPEndpoint)
     /// A worker authenticated a packet from a new address for the session's peer
     /// (answers `roamPending`); only a confirmed session moves the peer.
     case roamed(UInt32, to: UDPEndpoint, PeerSignals)
+    /// A handshake message from `origin` that arrived in a relay envelope from the relay at `via`.
+    case relayedHandshake([UInt8], origin: IPv4Address, via: UDPEndpoint, worker: Int)
+    /// A worker authenticated a packet of the session's peer that came straight (`via` nil)
+    /// or through the relay at `via`, while the table sends another way (answers `pathPending`).
+    case pathChanged(UInt32, via: UDPEndpoint?, PeerSignals)
 }
 
 /// The node's control plane: one thread that owns every peer's handshake state,
@@ -65,6 +70,8 @@ final class ControlPlane: @unchecked Sendable {
         var probesReflexiveEndpoint = false
         /// The network CA's trust (`--network-ca-cert`); nil: every mapping is trusted.
         var trust: NetworkTrust? = nil
+        /// Whether this node forwards relay envelopes between its peers (`--relay`).
+        var relay = false
     }
 
     /// A datagram the control thread sends at the end of its turn.
@@ -130,6 +137,8 @@ final class ControlPlane: @unchecked Sendable {
     let keepalive: UInt64
     /// Whether peers are asked where they see this node until one said.
     let probesReflexiveEndpoint: Bool
+    /// Whether this node forwards relay envelopes between its peers (`--relay`).
+    let offersRelay: Bool
     let tables: ForwardingTableHolder
     let logger: Logger
     let counters = CounterSet<ControlCounter>()
@@ -176,6 +185,8 @@ final class ControlPlane: @unchecked Sendable {
     private var lastPublished: UInt64 = 0
     /// Whether mapping changes wait for the next table (rate-limited publication).
     private var mappingsUnpublished = false
+    /// Whether a peer's path (direct or relayed) changed outside the events that publish anyway.
+    var pathsChanged = false
 
     /// The AEAD slot of every session reserved for the control thread (keepalives,
     /// staged packets): the workers use slots 0..<workerCount.
@@ -197,6 +208,7 @@ final class ControlPlane: @unchecked Sendable {
         keepalive = configuration.keepalive
         probesReflexiveEndpoint = configuration.probesReflexiveEndpoint
         trust = configuration.trust
+        offersRelay = configuration.relay
         self.transport = transport
         self.clock = clock
         self.tables = tables
@@ -208,7 +220,7 @@ final class ControlPlane: @unchecked Sendable {
     @discardableResult
     func post(_ event: ControlEvent) -> Bool {
         let accepted = inbox.withLock { inbox in
-            if case .handshake = event, inbox.events.count >= ControlPlane.handshakeBacklog { return false }
+            if event.carriesHandshake, inbox.events.count >= ControlPlane.handshakeBacklog { return false }
             inbox.events.append(event)
             return true
         }
@@ -325,6 +337,7 @@ final class ControlPlane: @unchecked Sendable {
             sessionsChanged = tick(now: now) || sessionsChanged
             nextTick = now + ControlPlane.tickInterval
         }
+        sessionsChanged = takePathChanges() || sessionsChanged
         if sessionsChanged || (mappingsUnpublished && now >= lastPublished + ControlPlane.mappingPublishInterval) {
             publish()
             lastPublished = now
@@ -372,7 +385,7 @@ final class ControlPlane: @unchecked Sendable {
             peer.current = next
             peer.next = nil
             // The initiator's first packet on the session: only now does its address count.
-            if peer.endpoint != source {
+            if let source, peer.endpoint != source {
                 logger.info("peer \(address) confirmed its session from \(source)")
                 peer.endpoint = source
             }
@@ -390,6 +403,10 @@ final class ControlPlane: @unchecked Sendable {
             logger.info("peer \(address) moved to \(endpoint)")
             peer.endpoint = endpoint
             return true
+        case .relayedHandshake(let bytes, let origin, let relay, let worker):
+            return handleRelayedHandshake(bytes, origin: origin, via: relay, worker: worker, now: now)
+        case .pathChanged(let index, let relay, let signals):
+            return changePath(ofSession: index, via: relay, signals, now: now)
         }
     }
 }

@@ -10,7 +10,7 @@ public protocol CounterName: RawRepresentable<Int>, CaseIterable, Sendable {
 /// relaxed load and store, not a locked read-modify-write.
 public final class CounterSet<Name: CounterName>: Sendable {
     /// Room for the largest set; a set may use fewer cells.
-    private let cells = InlineArray<24, Atomic<UInt64>> { _ in Atomic(0) }
+    private let cells = InlineArray<28, Atomic<UInt64>> { _ in Atomic(0) }
 
     public init() {
         precondition(Name.allCases.count <= cells.count, "more counters than cells")
@@ -42,6 +42,10 @@ public enum WorkerCounter: Int, CounterName {
     /// A handshake message refused by the worker before it reached the control thread:
     /// not the size its type requires, or a mac1 that does not verify.
     case dropHandshakeSize, dropHandshakeMAC1
+    /// Relay envelopes this node forwarded to another node (`--relay`), and envelopes it
+    /// refused: not a relay, unknown or unconfirmed source, spoofed source address, unknown
+    /// destination, or an inner message that does not belong to the claimed source.
+    case relayForwarded, relayRefused
 
     public var label: String {
         switch self {
@@ -68,6 +72,8 @@ public enum WorkerCounter: Int, CounterName {
         case .dropCompression: "drop_compression"
         case .dropHandshakeSize: "drop_handshake_size"
         case .dropHandshakeMAC1: "drop_handshake_mac1"
+        case .relayForwarded: "relay_forwarded"
+        case .relayRefused: "relay_refused"
         }
     }
 }
@@ -79,6 +85,10 @@ public enum ControlCounter: Int, CounterName {
     /// Keepalives sent because nothing was sent to the peer for `--keepalive` (NAT bindings);
     /// the others (passive, session confirmation) are `keepalivesSent`.
     case persistentKeepalivesSent
+    /// Keepalives sent straight to a relayed peer's endpoint to find out whether the direct path opened.
+    case directProbesSent
+    /// Peers whose path changed between direct and relayed (or from one relay to another).
+    case pathChanges
 
     public var label: String {
         switch self {
@@ -90,6 +100,8 @@ public enum ControlCounter: Int, CounterName {
         case .stagedSent: "staged_sent"
         case .stagedDropped: "staged_dropped"
         case .persistentKeepalivesSent: "persistent_keepalives_sent"
+        case .directProbesSent: "direct_probes_sent"
+        case .pathChanges: "path_changes"
         }
     }
 }

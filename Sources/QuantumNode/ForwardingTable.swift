@@ -24,6 +24,9 @@ public final class PeerSignals: Sendable {
     let lastReceived = Atomic<UInt64>(0)
     /// Monotonic time of the last authenticated data packet from the peer.
     let lastDataReceived = Atomic<UInt64>(0)
+    /// Set when a worker opened a packet from the peer that came by another path (direct or
+    /// through another relay) than the one the table sends on.
+    let pathPending = Atomic<Bool>(false)
     /// The peer's packet and byte counters.
     let traffic: PeerTraffic
 
@@ -52,6 +55,9 @@ public final class ForwardingTable: Sendable {
         let signals: PeerSignals
         /// Both ends advertise the compression plugin: packets are sent compressed when that shrinks them.
         let compression: Bool
+        /// The relay's endpoint when the peer is reached through a relay: messages go there
+        /// inside a relay envelope (nil: straight to `endpoint`).
+        var relayEndpoint: UDPEndpoint? = nil
     }
 
     /// The inner source addresses a peer may send from besides its own private address,
@@ -75,6 +81,8 @@ public final class ForwardingTable: Sendable {
         let compression: Bool
         /// What the peer may send from besides `privateIP`.
         var sources = InnerSources()
+        /// The endpoint of the relay the peer is reached through; nil when direct.
+        var relayEndpoint: UDPEndpoint? = nil
     }
 
     let routes: [IPv4Address: Route]
@@ -87,9 +95,13 @@ public final class ForwardingTable: Sendable {
     let servesGateway: Bool
     /// Where packets for destinations outside `network` go (this node uses a gateway).
     let gatewayRoute: Route?
+    /// Whether this node forwards relay envelopes between its peers (`--relay`).
+    let offersRelay: Bool
 
     init(routes: [IPv4Address: Route], inbound: [UInt32: Inbound], network: IPv4Prefix? = nil,
-         localFloating: Set<IPv4Address> = [], servesGateway: Bool = false, gatewayRoute: Route? = nil) {
+         localFloating: Set<IPv4Address> = [], servesGateway: Bool = false, gatewayRoute: Route? = nil,
+         offersRelay: Bool = false) {
+        self.offersRelay = offersRelay
         self.routes = routes
         self.inbound = inbound
         self.network = network

@@ -44,12 +44,14 @@ public final class Node: Sendable {
         public var keepalive: UInt64
         /// The network CA's trust (`--network-ca-cert`): only peers it certifies count. Nil: all do.
         public var trust: NetworkTrust?
+        /// Whether this node forwards relay envelopes between its peers (`--relay`).
+        public var relay: Bool
 
         public init(privateIP: IPv4Address, mtu: Int, useIPv4: Bool, useIPv6: Bool,
                     removalGrace: UInt64 = 120 * 1_000_000_000, deviceName: String = "tun",
                     onFatalError: @escaping @Sendable (String) -> Void = { _ in }, compression: Bool = false,
                     network: IPv4Prefix? = nil, gateway: IPv4Address? = nil, servesGateway: Bool = false,
-                    keepalive: UInt64 = 0, trust: NetworkTrust? = nil) {
+                    keepalive: UInt64 = 0, trust: NetworkTrust? = nil, relay: Bool = false) {
             self.privateIP = privateIP
             self.mtu = mtu
             self.useIPv4 = useIPv4
@@ -63,6 +65,7 @@ public final class Node: Sendable {
             self.servesGateway = servesGateway
             self.keepalive = keepalive
             self.trust = trust
+            self.relay = relay
         }
     }
 
@@ -82,7 +85,7 @@ public final class Node: Sendable {
             useIPv4: settings.useIPv4, useIPv6: settings.useIPv6, removalGrace: settings.removalGrace,
             compression: settings.compression,
             network: settings.network, gateway: settings.gateway, servesGateway: settings.servesGateway,
-            keepalive: settings.keepalive, trust: settings.trust)
+            keepalive: settings.keepalive, trust: settings.trust, relay: settings.relay)
         configuration.probesReflexiveEndpoint = true
         control = ControlPlane(configuration: configuration, transport: SocketTransport(sockets: sockets),
                                clock: SystemClock(), tables: tables, logger: logger)

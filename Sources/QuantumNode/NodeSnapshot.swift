@@ -28,15 +28,18 @@ public struct NodeSnapshot: Sendable {
         public let lastHandshakeAge: UInt64?
         /// The peer's counters summed over the threads.
         public let counters: [PeerCounter: UInt64]
+        /// The private address of the relay the peer is reached through; nil when direct.
+        public let relay: IPv4Address?
 
         public init(privateIP: IPv4Address, endpoint: String?, publicKey: [UInt8], session: SessionState,
-                    lastHandshakeAge: UInt64?, counters: [PeerCounter: UInt64]) {
+                    lastHandshakeAge: UInt64?, counters: [PeerCounter: UInt64], relay: IPv4Address? = nil) {
             self.privateIP = privateIP
             self.endpoint = endpoint
             self.publicKey = publicKey
             self.session = session
             self.lastHandshakeAge = lastHandshakeAge
             self.counters = counters
+            self.relay = relay
         }
     }
 
@@ -77,6 +80,8 @@ struct PeerRecord: Sendable {
     /// Monotonic time the session in use was created (its handshake completed).
     let handshakeAt: UInt64?
     let traffic: PeerTraffic
+    /// The relay the peer is reached through; nil when direct.
+    let relay: IPv4Address?
 }
 
 /// The peer records of the last publication: written by the control thread when a snapshot
@@ -139,7 +144,8 @@ extension ControlPlane {
                 peer.current != nil ? .established : peer.pending != nil ? .handshaking : .none
             return PeerRecord(privateIP: peer.mapping.privateIP, endpoint: peer.endpoint?.description,
                               publicKey: peer.mapping.publicKey, session: state,
-                              handshakeAt: peer.current?.createdAt, traffic: peer.signals.traffic)
+                              handshakeAt: peer.current?.createdAt, traffic: peer.signals.traffic,
+                              relay: relayEndpoint(of: peer) == nil ? nil : peer.relay)
         }
         directory.publish(records.sorted { $0.privateIP.value < $1.privateIP.value })
     }
@@ -151,7 +157,7 @@ extension ControlPlane {
             return NodeSnapshot.PeerState(
                 privateIP: record.privateIP, endpoint: record.endpoint, publicKey: record.publicKey,
                 session: record.session, lastHandshakeAge: record.handshakeAt.map { elapsed(since: $0, now: now) },
-                counters: counters)
+                counters: counters, relay: record.relay)
         }
     }
 }

@@ -18,8 +18,8 @@ final class PacketPath: @unchecked Sendable {
     /// The worker (and AEAD slot) this path serves.
     let worker: Int
     let counters = CounterSet<WorkerCounter>()
-    private let localIP: IPv4Address
-    private let control: ControlPlane
+    let localIP: IPv4Address
+    let control: ControlPlane
     /// LZ4 state and scratch buffers of this worker (compression plugin).
     private let compressor: PacketCompressor
     /// Size and mac1 checks that keep junk handshakes off the control thread's backlog.
@@ -40,12 +40,14 @@ final class PacketPath: @unchecked Sendable {
     }
 
     /// Seals one packet read from the TUN device. The packet is at
-    /// `buffer + WireFormat.transportHeaderSize`, with room for the tag after it.
-    /// - Returns: the message length and where to send it, or nil when the packet was
-    ///   staged for a handshake or dropped (and counted).
+    /// `buffer + WireFormat.transportHeaderSize`, with room for the tag after it and
+    /// `WireFormat.relayHeaderSize` bytes before `buffer` for a relay envelope.
+    /// - Returns: where the datagram starts (`buffer`, or the envelope before it for a peer
+    ///   reached through a relay), its length and where to send it, or nil when the packet
+    ///   was staged for a handshake or dropped (and counted).
     @inline(__always)
     func seal(_ buffer: UnsafeMutableRawPointer, length: Int, table: ForwardingTable,
-              now: UInt64) -> (length: Int, endpoint: UDPEndpoint)? {
+              now: UInt64) -> (start: UnsafeMutableRawPointer, length: Int, endpoint: UDPEndpoint)? {
         let packet = UnsafeRawBufferPointer(start: buffer + WireFormat.transportHeaderSize, count: length)
         guard let destination = IPPacket.ipv4Destination(packet), let route = table.route(to: destination) else {
             dropOutgoing(.dropNoRoute, bytes: length)
@@ -75,7 +77,10 @@ final class PacketPath: @unchecked Sendable {
         counters.add(.txBytes, UInt64(length))
         route.signals.traffic.add(.txPackets, slot: worker)
         route.signals.traffic.add(.txBytes, UInt64(length), slot: worker)
-        return (total, endpoint)
+        guard let relayEndpoint = route.relayEndpoint else { return (buffer, total, endpoint) }
+        let envelope = buffer - WireFormat.relayHeaderSize
+        RelayEnvelope.writeHeader(envelope, destination: route.privateIP, source: localIP)
+        return (envelope, total + WireFormat.relayHeaderSize, relayEndpoint)
     }
 
     /// Hands a packet for a peer without a usable session to the control thread, which
@@ -117,24 +122,38 @@ final class PacketPath: @unchecked Sendable {
         case MessageType.transport.rawValue:
             return openTransport(message, from: source, table: table, now: now)
         case MessageType.initiation.rawValue, MessageType.response.rawValue:
-            do throws(HandshakeScreen.Refusal) {
-                try handshakeScreen.check(UnsafeRawBufferPointer(message))
-            } catch {
-                dropIncoming(error == .wrongSize ? .dropHandshakeSize : .dropHandshakeMAC1, bytes: message.count)
-                return nil
-            }
-            if !control.post(.handshake(Array(UnsafeRawBufferPointer(message)), from: source, worker: worker)) {
-                dropIncoming(.dropHandshakeBacklog, bytes: message.count)
-            }
+            passHandshake(UnsafeRawBufferPointer(message), from: source)
+        case MessageType.relayEnvelope.rawValue:
+            return openEnvelope(message, from: source, table: table, now: now)
         default:
             dropIncoming(.dropMalformed, bytes: message.count)
         }
         return nil
     }
 
+    /// Hands a handshake message of the right size and with a valid mac1 to the control
+    /// thread (`origin`: the peer that sent it through the relay at `source`).
+    func passHandshake(_ message: UnsafeRawBufferPointer, from source: UDPEndpoint, relayedFor origin: IPv4Address? = nil) {
+        do throws(HandshakeScreen.Refusal) {
+            try handshakeScreen.check(message)
+        } catch {
+            dropIncoming(error == .wrongSize ? .dropHandshakeSize : .dropHandshakeMAC1, bytes: message.count)
+            return
+        }
+        let bytes = Array(message)
+        let event = origin.map { ControlEvent.relayedHandshake(bytes, origin: $0, via: source, worker: worker) }
+            ?? ControlEvent.handshake(bytes, from: source, worker: worker)
+        if !control.post(event) {
+            dropIncoming(.dropHandshakeBacklog, bytes: message.count)
+        }
+    }
+
+    /// Opens a transport message that came straight from `source`, or (with `origin`) from
+    /// the relay at `source` inside an envelope from `origin`.
     @inline(__always)
-    private func openTransport(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint,
-                               table: ForwardingTable, now: UInt64) -> UnsafeRawBufferPointer? {
+    func openTransport(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint,
+                       relayedFor origin: IPv4Address? = nil, table: ForwardingTable,
+                       now: UInt64) -> UnsafeRawBufferPointer? {
         guard let receiver = TransportHeader.receiverIndex(UnsafeRawBufferPointer(message)) else {
             dropIncoming(.dropMalformed, bytes: message.count)
             return nil
@@ -142,21 +161,28 @@ final class PacketPath: @unchecked Sendable {
         guard let inbound = table.inbound[receiver] else {
             dropIncoming(.dropNoSession, bytes: message.count)
             // Typically a peer that still uses a session we lost by restarting: offer a new one.
-            if now &- lastUnknownSessionHint >= PacketPath.unknownSessionHintInterval {
+            if origin == nil, now &- lastUnknownSessionHint >= PacketPath.unknownSessionHintInterval {
                 lastUnknownSessionHint = now
                 control.post(.unknownSession(from: source))
             }
+            return nil
+        }
+        if let origin, origin != inbound.privateIP {
+            // A relayed message must be sealed by the node the relay vouched for.
+            dropIncoming(.relayRefused, bytes: message.count)
             return nil
         }
         switch inbound.session.open(message, worker: worker) {
         case .payload(let offset, let length):
             inbound.signals.lastReceived.store(now, ordering: .relaxed)
             if !inbound.confirmed && PeerSignals.raise(inbound.signals.confirmPending) {
-                control.post(.sessionConfirmed(inbound.session.localIndex, from: source, inbound.signals))
+                // Through a relay, `source` is the relay's: the peer's own address stays as it is.
+                control.post(.sessionConfirmed(inbound.session.localIndex, from: origin == nil ? source : nil, inbound.signals))
             }
-            if inbound.endpoint != source && PeerSignals.raise(inbound.signals.roamPending) {
+            if origin == nil && inbound.endpoint != source && PeerSignals.raise(inbound.signals.roamPending) {
                 control.post(.roamed(inbound.session.localIndex, to: source, inbound.signals))
             }
+            notePath(of: inbound, arrivedVia: origin == nil ? nil : source)
             guard length > 0 else {
                 counters.add(.keepalivesReceived)
                 return nil

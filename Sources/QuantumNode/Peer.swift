@@ -21,6 +21,13 @@ final class Peer {
     var lastKeepaliveSent: UInt64 = 0
     /// The newest initiation timestamp accepted from this peer (against replayed initiations).
     var newestTimestamp: TAI64N?
+    /// The private address of the relay this peer is reached through; nil when direct
+    /// (ControlPlane+Relay.swift).
+    var relay: IPv4Address?
+    /// When handshakes on the current path (direct or `relay`) began to go unanswered.
+    var pathTriedAt: UInt64 = 0
+    /// When the direct path was last probed while relayed.
+    var lastDirectProbe: UInt64 = 0
 
     /// - Parameter slots: the sessions' AEAD slots (workers + the control thread), one counter cell each.
     init(mapping: Mapping, endpoint: UDPEndpoint?, slots: Int) {

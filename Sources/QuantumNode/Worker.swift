@@ -15,12 +15,14 @@ import Synchronization
 // logs or hops to async code per packet.
 //
 //   outgoing:  TUN queue ──read──▶ dst lookup ──▶ seal in place ──▶ sendmmsg ──▶ UDP
-//              (packet lands WireFormat.transportHeaderSize bytes into a slot buffer,
-//               so the header and tag are written around it without a copy)
+//              (packet lands relayHeaderSize + transportHeaderSize bytes into a slot buffer,
+//               so the header and tag — and a relay envelope — are written around it without a copy)
 //   incoming:  UDP ──recvmmsg──▶ type? ─ transport ─▶ index lookup ─▶ replay check
 //                                  │                  ─▶ open in place ─▶ inner source is
 //                                  │                     the peer's, destination ours? ─▶ write TUN
-//                                  └─ handshake ─▶ copied to the control thread
+//                                  ├─ handshake ─▶ copied to the control thread
+//                                  └─ relay envelope ─▶ for another node (--relay): checked, sent on unchanged
+//                                                     ─▶ for this node: its inner message as above
 //
 // The per-packet decisions live in PacketPath; this file moves the batches.
 // A worker drains both descriptors in turns of one batch each and sleeps in
@@ -71,7 +73,7 @@ final class Worker: @unchecked Sendable {
         self.onFatalError = onFatalError
         self.running = Atomic<Bool>(true)
         maximumPacket = Worker.maximumPacket(mtu: mtu)
-        let bufferSize = (maximumPacket + WireFormat.transportOverhead + 63) & ~63
+        let bufferSize = (maximumPacket + WireFormat.relayHeaderSize + WireFormat.transportOverhead + 63) & ~63
         outgoing = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
         incoming = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
     }
@@ -118,7 +120,7 @@ final class Worker: @unchecked Sendable {
         var ready = 0
         var read = 0
         while read < Worker.batchSize {
-            let buffer = outgoing.buffer(ready)
+            let buffer = outgoing.buffer(ready) + WireFormat.relayHeaderSize
             let length = tun.read(into: buffer + WireFormat.transportHeaderSize, capacity: maximumPacket)
             guard length > 0 else {
                 if length < 0 { tunReadFailed(errno: Int32(-length), now: now) }
@@ -126,8 +128,8 @@ final class Worker: @unchecked Sendable {
             }
             tunFailingSince = 0
             read += 1
-            guard let (total, endpoint) = path.seal(buffer, length: length, table: table, now: now) else { continue }
-            outgoing.prepare(ready, length: total, to: endpoint)
+            guard let (start, total, endpoint) = path.seal(buffer, length: length, table: table, now: now) else { continue }
+            outgoing.prepare(ready, offset: start - outgoing.buffer(ready), length: total, to: endpoint)
             ready += 1
         }
         if ready > 0 {
@@ -164,6 +166,14 @@ final class Worker: @unchecked Sendable {
                 continue
             }
             let message = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
+            if message.first == MessageType.relayEnvelope.rawValue,
+               let next = path.relayTarget(UnsafeRawBufferPointer(message), from: incoming.endpoint(slot), table: table) {
+                // Forwarded as it came, from this worker's socket (sendto, one per envelope).
+                if !socket.send(UnsafeRawBufferPointer(message), to: next) {
+                    path.dropIncoming(.dropSendFailed, bytes: message.count)
+                }
+                continue
+            }
             guard let packet = path.open(message, from: incoming.endpoint(slot), table: table, now: now) else { continue }
             if tun.write(packet.baseAddress!, length: packet.count) == 0 {
                 counters.add(.rxPackets)

@@ -16,7 +16,8 @@ import QuantumNode
 /// - Per peer, labelled `peer="<private IP>"`: `quantum_peer_{tx,rx}_{packets,bytes}_total`,
 ///   `quantum_peer_{tx,rx}_dropped_{packets,bytes}_total` and
 ///   `quantum_peer_dropped_packets_total{peer=…,reason=…}` for the reasons that belong to a
-///   peer (auth, replay, spoofed, destination, malformed, no_session).
+///   peer (auth, replay, spoofed, destination, malformed, no_session); the gauge
+///   `quantum_peer_relayed{peer=…}` is 1 while the peer is reached through a relay, else 0.
 /// - Gauges: `quantum_peers`, `quantum_sessions` (peers with a session to send with),
 ///   `quantum_datastore_watch_connected` (0/1) and `quantum_datastore_last_sync_age_seconds`
 ///   (absent until the first successful sync).
@@ -50,6 +51,12 @@ public enum MetricsText {
                                          labels: [address]).increment(by: value)
                 }
             }
+        }
+        let relayed = MetricNameDescriptor(namespace: "quantum", subsystem: "peer", metricName: "relayed", unitName: "",
+                                           helpText: "1 while the peer is reached through a relay, 0 when directly")
+        for peer in snapshot.peers {
+            registry.makeGauge(descriptor: relayed, labels: [("peer", peer.privateIP.description)])
+                .set(Int64(peer.relay == nil ? 0 : 1))
         }
         registry.makeGauge(descriptor: gauge("peers", "Peers with a route")).set(Int64(snapshot.peers.count))
         registry.makeGauge(descriptor: gauge("sessions", "Peers with a session to send with")).set(Int64(snapshot.liveSessions))

@@ -89,7 +89,7 @@ public struct PeerReport: Codable, Sendable, Equatable {
     public var lastHandshakeSecondsAgo: Double?
     public var tx: TrafficCounts
     public var rx: TrafficCounts
-    /// How packets reach the peer: `direct` (relays are not implemented).
+    /// How packets reach the peer: `direct`, or `relayed via <relay private IP>`.
     public var path: String
 
     public init(_ peer: NodeSnapshot.PeerState) {
@@ -100,7 +100,7 @@ public struct PeerReport: Codable, Sendable, Equatable {
         lastHandshakeSecondsAgo = peer.lastHandshakeAge.map { Double($0) / 1e9 }
         tx = peer.traffic((.txPackets, .txBytes, .txDroppedPackets, .txDroppedBytes))
         rx = peer.traffic((.rxPackets, .rxBytes, .rxDroppedPackets, .rxDroppedBytes))
-        path = "direct"
+        path = peer.relay.map { "relayed via \($0)" } ?? "direct"
     }
 }
 

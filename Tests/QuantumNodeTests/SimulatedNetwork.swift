@@ -53,6 +53,8 @@ final class SimulatedNetwork: @unchecked Sendable {
     private(set) var nodes: [SimulatedNode] = []
     /// Endpoints whose datagrams are lost, in either direction.
     var unreachable: [UDPEndpoint] = []
+    /// Pairs of endpoints between which datagrams are lost, in either direction (a firewall).
+    var blocked: [(UDPEndpoint, UDPEndpoint)] = []
     private var nextPort: UInt16 = 40_000
     private var nextRevision: Int64 = 1
     /// The underlay address of every node.
@@ -63,14 +65,14 @@ final class SimulatedNetwork: @unchecked Sendable {
     /// plugins its mapping lists (a peer that claims what it does not do). `configure` may set
     /// more of its control plane's configuration (e.g. gateway roles).
     func addNode(_ address: String, keyPair: StaticKeyPair = .generate(), removalGrace: UInt64 = seconds(120),
-                 port: UInt16? = nil, compression: Bool = false, advertised: [String]? = nil,
+                 port: UInt16? = nil, compression: Bool = false, advertised: [String]? = nil, relay: Bool = false,
                  configure: (inout ControlPlane.Configuration) -> Void = { _ in }) -> SimulatedNode {
         nextPort += 1
         let node = SimulatedNode(network: self, address: IPv4Address(address)!, keyPair: keyPair,
                                  port: port ?? nextPort, createRevision: newRevision(), removalGrace: removalGrace,
                                  compression: compression,
                                  plugins: advertised ?? (compression ? [Plugin.compression.rawValue] : []),
-                                 configure: configure)
+                                 relay: relay, configure: configure)
         nodes.append(node)
         return node
     }
@@ -119,11 +121,17 @@ final class SimulatedNetwork: @unchecked Sendable {
                 return queue
             }
             if batch.isEmpty { return }
-            for datagram in batch where !unreachable.contains(datagram.source) && !unreachable.contains(datagram.destination) {
+            for datagram in batch where !unreachable.contains(datagram.source) && !unreachable.contains(datagram.destination)
+                && !isBlocked(datagram) {
                 nodes.first { $0.endpoint == datagram.destination }?.receive(datagram)
             }
         }
         preconditionFailure("the simulated network did not settle")
+    }
+
+    /// Whether a firewall rule in `blocked` drops `datagram`.
+    func isBlocked(_ datagram: Datagram) -> Bool {
+        blocked.contains { ($0.0 == datagram.source && $0.1 == datagram.destination) || ($0.1 == datagram.source && $0.0 == datagram.destination) }
     }
 
     /// Moves the clock forward in timer ticks, settling after each; `each` runs once per tick first.
@@ -149,6 +157,8 @@ final class SimulatedNode: @unchecked Sendable {
     let createRevision: Int64
     /// The plugins its mapping lists.
     let plugins: [String]
+    /// Whether it offers itself as relay (`--relay`, in its mapping too).
+    let relay: Bool
     let control: ControlPlane
     let path: PacketPath
     let tables = ForwardingTableHolder()
@@ -165,8 +175,9 @@ final class SimulatedNode: @unchecked Sendable {
 
     init(network: SimulatedNetwork, address: IPv4Address, keyPair: StaticKeyPair, port: UInt16,
          createRevision: Int64, removalGrace: UInt64, compression: Bool = false, plugins: [String] = [],
-         configure: (inout ControlPlane.Configuration) -> Void = { _ in }) {
+         relay: Bool = false, configure: (inout ControlPlane.Configuration) -> Void = { _ in }) {
         self.network = network
+        self.relay = relay
         self.plugins = plugins
         self.address = address
         self.keyPair = keyPair
@@ -178,6 +189,7 @@ final class SimulatedNode: @unchecked Sendable {
         var configuration = ControlPlane.Configuration(localIP: address, keyPair: keyPair, workerCount: 1, useIPv4: true,
                                                        useIPv6: false, removalGrace: removalGrace,
                                                        compression: compression)
+        configuration.relay = relay
         configure(&configuration)
         control = ControlPlane(configuration: configuration,
                                transport: Transport(network: network, source: source, tables: tables),
@@ -194,7 +206,7 @@ final class SimulatedNode: @unchecked Sendable {
     /// This node's mapping, as it would publish it.
     var mapping: Mapping {
         Mapping(machineID: String(repeating: "cd", count: 16), privateIP: address, ipv4: SimulatedNetwork.underlayIP,
-                ipv6: nil, port: registeredPort, publicKey: keyPair.publicKey, plugins: plugins)
+                ipv6: nil, port: registeredPort, publicKey: keyPair.publicKey, plugins: plugins, relay: relay)
     }
 
     /// The datastore change announcing `mapping`.
@@ -209,19 +221,30 @@ final class SimulatedNode: @unchecked Sendable {
     @discardableResult
     func send(to destination: IPv4Address, payload: [UInt8] = [1, 2, 3], from source: IPv4Address? = nil) -> [UInt8] {
         let packet = ipv4Packet(from: source ?? address, to: destination, payload: payload)
-        var buffer = [UInt8](repeating: 0, count: packet.count + WireFormat.transportOverhead)
-        buffer.replaceSubrange(WireFormat.transportHeaderSize..<WireFormat.transportHeaderSize + packet.count, with: packet)
-        let sealed = buffer.withUnsafeMutableBytes {
-            path.seal($0.baseAddress!, length: packet.count, table: table, now: network.clock.now())
+        // Room for a relay envelope before the transport message, as in a worker's buffers.
+        let start = WireFormat.relayHeaderSize + WireFormat.transportHeaderSize
+        var buffer = [UInt8](repeating: 0, count: WireFormat.relayHeaderSize + packet.count + WireFormat.transportOverhead)
+        buffer.replaceSubrange(start..<start + packet.count, with: packet)
+        let sealed: ([UInt8], UDPEndpoint)? = buffer.withUnsafeMutableBytes { bytes in
+            guard let (start, length, destination) = path.seal(bytes.baseAddress! + WireFormat.relayHeaderSize,
+                                                               length: packet.count, table: table, now: network.clock.now())
+            else { return nil }
+            return (Array(UnsafeRawBufferPointer(start: start, count: length)), destination)
         }
-        if let (length, destination) = sealed {
-            network.send(.init(bytes: Array(buffer[0..<length]), source: endpoint, destination: destination))
+        if let (datagram, destination) = sealed {
+            network.send(.init(bytes: datagram, source: endpoint, destination: destination))
         }
         return packet
     }
 
     /// A datagram arriving from the network.
     func receive(_ datagram: SimulatedNetwork.Datagram) {
+        let forwardTo = datagram.bytes.withUnsafeBytes { path.relayTarget($0, from: datagram.source, table: table) }
+        if let forwardTo {
+            // A relay sends the envelope on unchanged, as a worker does.
+            network.send(.init(bytes: datagram.bytes, source: endpoint, destination: forwardTo))
+            return
+        }
         var bytes = datagram.bytes
         let packet = bytes.withUnsafeMutableBytes {
             path.open($0, from: datagram.source, table: table, now: network.clock.now()).map(Array.init)
