@@ -5,15 +5,18 @@ import QuantumDevice
 // Handshakes: initiating, answering and completing them, and what is sent
 // with a fresh session (the confirming keepalive and the staged packets).
 extension ControlPlane {
-    /// Sends an initiation to `peer` unless one is already in flight.
-    func initiate(_ peer: Peer, now: UInt64) -> Bool {
-        if let pending = peer.pending, elapsed(since: pending.sentAt, now: now) < SessionLimits.rekeyTimeout { return false }
+    /// Sends an initiation to `peer` unless one is already in flight (or `force`: a cookie
+    /// reply answered the one in flight).
+    func initiate(_ peer: Peer, now: UInt64, force: Bool = false) -> Bool {
+        if !force, let pending = peer.pending, elapsed(since: pending.sentAt, now: now) < SessionLimits.rekeyTimeout {
+            return false
+        }
         guard let endpoint = peer.endpoint else {
             peer.signals.handshakeWanted.store(false, ordering: .relaxed)
             return false
         }
         let index = freshIndex(for: peer.mapping.privateIP)
-        let message: [UInt8]
+        var message: [UInt8]
         let state: InitiatorState
         do {
             (message, state) = try handshaker.makeInitiation(
@@ -24,6 +27,7 @@ extension ControlPlane {
             logger.warning("cannot start a handshake with \(peer.mapping.privateIP): \(error)")
             return false
         }
+        stamp(&message, index: index, for: peer, now: now)
         if let old = peer.pending { owners[old.localIndex] = nil }
         peer.pending = PendingInitiation(state: state, localIndex: index, sentAt: now,
                                          firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
@@ -60,6 +64,7 @@ extension ControlPlane {
 
     /// Answers a valid initiation from the owner of its key with a fresh session in `next`.
     func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64) -> Bool {
+        guard admitsInitiation(from: source, now: now) else { return false }
         let initiation: ReceivedInitiation
         do {
             initiation = try handshaker.consumeInitiation(message)
@@ -79,9 +84,10 @@ extension ControlPlane {
             logger.debug("initiation from \(peer.mapping.privateIP) replays an old timestamp; ignored")
             return false
         }
+        guard admitsInitiation(of: peer, now: now) else { return false }
         peer.newestTimestamp = initiation.timestamp
         let index = freshIndex(for: peer.mapping.privateIP)
-        let response: [UInt8]
+        var response: [UInt8]
         let session: Session
         do {
             let keys: SessionKeys
@@ -93,6 +99,7 @@ extension ControlPlane {
             logger.warning("cannot answer the handshake of \(peer.mapping.privateIP): \(error)")
             return false
         }
+        stamp(&response, index: index, for: peer, now: now)
         retire(peer.next)
         peer.next = session
         peer.endpoint = source

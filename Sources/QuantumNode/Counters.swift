@@ -10,7 +10,7 @@ public protocol CounterName: RawRepresentable<Int>, CaseIterable, Sendable {
 /// relaxed load and store, not a locked read-modify-write.
 public final class CounterSet<Name: CounterName>: Sendable {
     /// Room for the largest set; a set may use fewer cells.
-    private let cells = InlineArray<24, Atomic<UInt64>> { _ in Atomic(0) }
+    private let cells = InlineArray<32, Atomic<UInt64>> { _ in Atomic(0) }
 
     public init() {
         precondition(Name.allCases.count <= cells.count, "more counters than cells")
@@ -42,6 +42,11 @@ public enum WorkerCounter: Int, CounterName {
     /// A handshake message refused by the worker before it reached the control thread:
     /// not the size its type requires, or a mac1 that does not verify.
     case dropHandshakeSize, dropHandshakeMAC1
+    /// A handshake message without a valid mac2 for its source, dropped while the node was
+    /// under load (and answered with a cookie reply: see `cookieRepliesSent`).
+    case dropHandshakeMAC2
+    /// Cookie replies sent by the worker instead of handing a handshake message on.
+    case cookieRepliesSent
 
     public var label: String {
         switch self {
@@ -68,6 +73,8 @@ public enum WorkerCounter: Int, CounterName {
         case .dropCompression: "drop_compression"
         case .dropHandshakeSize: "drop_handshake_size"
         case .dropHandshakeMAC1: "drop_handshake_mac1"
+        case .dropHandshakeMAC2: "drop_handshake_mac2"
+        case .cookieRepliesSent: "cookie_replies_sent"
         }
     }
 }
@@ -79,6 +86,15 @@ public enum ControlCounter: Int, CounterName {
     /// Keepalives sent because nothing was sent to the peer for `--keepalive` (NAT bindings);
     /// the others (passive, session confirmation) are `keepalivesSent`.
     case persistentKeepalivesSent
+    /// Cookie replies that answered a handshake message of ours, and those that did not
+    /// (unknown index, or not authentic).
+    case cookieRepliesAccepted, cookieRepliesRejected
+    /// Initiations refused before any Diffie-Hellman because their source address exceeded
+    /// its rate while the node was under load.
+    case dropInitiationSourceRate
+    /// Initiations refused because their peer already had one answered within
+    /// `ControlPlane.peerInitiationInterval`.
+    case dropInitiationPeerRate
 
     public var label: String {
         switch self {
@@ -90,6 +106,10 @@ public enum ControlCounter: Int, CounterName {
         case .stagedSent: "staged_sent"
         case .stagedDropped: "staged_dropped"
         case .persistentKeepalivesSent: "persistent_keepalives_sent"
+        case .cookieRepliesAccepted: "cookie_replies_accepted"
+        case .cookieRepliesRejected: "cookie_replies_rejected"
+        case .dropInitiationSourceRate: "drop_initiation_source_rate"
+        case .dropInitiationPeerRate: "drop_initiation_peer_rate"
         }
     }
 }
