@@ -87,10 +87,14 @@ public final class CookieResponder {
     }
 
     /// Whether the mac2 of `message` (an initiation or response of the right size) is the
-    /// one made with the current cookie of `source` (`identitySize` bytes).
+    /// one made with the current cookie of `source` (`identitySize` bytes). A zero mac2
+    /// (sent without a cookie, as a flood's are) is refused before any MAC is computed.
     public func hasValidMAC2(_ message: UnsafeRawBufferPointer, source: UnsafeRawBufferPointer, now: UInt64) -> Bool {
         guard let first = message.first, let offsets = WireFormat.macOffsets(ofType: first),
               message.count == offsets.mac2 + WireFormat.macSize else { return false }
+        var any: UInt8 = 0
+        for i in offsets.mac2..<message.count { any |= message[i] }
+        guard any != 0 else { return false }
         var cookie = StackHMAC.zero
         var mac = StackHMAC.zero
         withUnsafeMutableBytes(of: &cookie) { cookie in

@@ -24,6 +24,9 @@ iperf_mbits() {
         qt_fail "no throughput in iperf3's report ($1)" 1 2
 }
 
+# iperf_listening: the iperf3 server in n1 accepts connections.
+iperf_listening() { ip netns exec "$(qt_ns 1)" ss -Hltn 'sport = :5201' | grep -q LISTEN; }
+
 # public_key N: node N's static public key (base64) as its etcd mapping gives it.
 public_key() {
     qt_etcdctl get --print-value-only "$(node_key "$1")" |
@@ -55,7 +58,7 @@ tc_handshake_flood() {
     qt_node_start 1
     wait_up 1
     cap=$QT_WORK/initiations.pcap
-    capture_start 1 "$cap" udp dst port "$QT_PORT"
+    capture_start 1 "$cap" udp dst port "$QT_PORT" and dst host "$(qt_underlay_ip 1)"
     qt_node_start 2
     wait_up 2
     must_ping 2 1
@@ -64,7 +67,7 @@ tc_handshake_flood() {
 
     qt_step "iperf3 server on n1, throughput before the flood"
     qt_spawn "$(qt_ns 1)" "$QT_WORK/iperf3-server.log" iperf3 iperf3 -s -B "${QT_IP[1]}" -p 5201
-    qt_wait_for 10 grep -q 'Server listening' "$QT_WORK/iperf3-server.log" || qt_fail "iperf3 server did not start"
+    qt_wait_for 10 iperf_listening || qt_fail "iperf3 server did not start: $(tr '\n' ' ' <"$QT_WORK/iperf3-server.log")"
     before=$(iperf_mbits before) || exit 1
 
     qt_step "flood: $FLOOD_COUNT initiations in $FLOOD_SECONDS s to n1"
