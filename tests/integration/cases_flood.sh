@@ -8,17 +8,18 @@ QT_CASES+=(
 : "${FLOOD_COUNT:=50000}"   # initiations the flooder sends
 : "${FLOOD_SECONDS:=10}"    # over this many seconds
 FLOOD_HOST=60               # the flooder's underlay address: $QT_UNDERLAY.60
-FLOOD_IPERF_SECONDS=3       # length of each throughput measurement
+FLOOD_IPERF_SECONDS=4       # length of each throughput measurement (after 1 s not counted)
 
 # flood_ns: the flooder's namespace on the underlay (not a node).
 flood_ns() { printf '%s\n' "${QT_NS_PREFIX}flood"; }
 
 # iperf_mbits LABEL: an iperf3 TCP stream n2 -> n1 through the tunnel for
-# $FLOOD_IPERF_SECONDS s; prints its received rate in Mbit/s (integer).
+# $FLOOD_IPERF_SECONDS s, after a first second left out (slow start); prints its
+# received rate in Mbit/s (integer).
 iperf_mbits() {
     local json=$QT_WORK/iperf-$1.json
     ip netns exec "$(qt_ns 2)" timeout $((FLOOD_IPERF_SECONDS + 15)) \
-        iperf3 -c "${QT_IP[1]}" -p 5201 -t "$FLOOD_IPERF_SECONDS" -J >"$json" 2>&1 ||
+        iperf3 -c "${QT_IP[1]}" -p 5201 -t "$FLOOD_IPERF_SECONDS" -O 1 -J >"$json" 2>&1 ||
         qt_fail "iperf3 n2 -> n1 ($1) failed: $(tail -c 300 "$json" | tr '\n' ' ')" 1 2
     python3 -c 'import json, sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$json" ||
         qt_fail "no throughput in iperf3's report ($1)" 1 2
