@@ -10,8 +10,11 @@ import Synchronization
 ///
 /// The node counts as loaded for `holdTime` after the control thread's backlog reached
 /// `backlogThreshold` events or `rateThreshold` handshake messages were handed to it
-/// within one `window`: cheap to decide (under the inbox lock it already takes) and
-/// cheap to read (one relaxed atomic load per handshake message).
+/// within one `window`, or a worker answered `rateThreshold` messages with cookies within
+/// one `window` (so a flood keeps the node loaded while it lasts, though the control
+/// thread no longer sees it): cheap to decide (under the inbox lock the control thread's
+/// hand-off already takes, or in worker-local state) and cheap to read (one relaxed
+/// atomic load per handshake message).
 final class HandshakeLoad: Sendable {
     /// Backlog depth that means load: an eighth of the backlog, as in WireGuard.
     static let backlogThreshold = ControlPlane.handshakeBacklog / 8
@@ -46,8 +49,8 @@ final class HandshakeLoad: Sendable {
     }
 }
 
-/// Handshake messages handed to the control thread in the current window; kept in the
-/// control plane's inbox and updated under its lock.
+/// Handshake messages counted in the current window: those handed to the control thread
+/// (kept in its inbox, updated under its lock) or those a worker answered with cookies.
 struct HandshakeRate {
     private var windowStart: UInt64 = 0
     private var count = 0

@@ -28,6 +28,9 @@ final class PacketPath: @unchecked Sendable {
     private let cookies: CookieResponder
     /// Where a cookie reply is built before it is sent (allocated once).
     private let cookieReply = UnsafeMutableRawBufferPointer.allocate(byteCount: WireFormat.cookieReplySize, alignment: 8)
+    /// Messages this path answered with cookies in the current window: the flood the control
+    /// thread no longer sees, which keeps the node under load while it lasts.
+    private var cookieRate = HandshakeRate()
     /// When this path last told the control thread about a packet for an unknown session.
     private var lastUnknownSessionHint: UInt64 = 0
     /// At most one such hint a second per worker: the packets are unauthenticated.
@@ -163,6 +166,7 @@ final class PacketPath: @unchecked Sendable {
         source.withCookieIdentity { identity in
             if cookies.hasValidMAC2(message, source: identity, now: now) { return false }
             dropIncoming(.dropHandshakeMAC2, bytes: message.count)
+            if cookieRate.record(backlog: 0, now: now) { control.load.markLoaded(now: now) }
             if cookies.writeReply(answering: message, source: identity, now: now, into: cookieReply) {
                 control.transport.send(UnsafeRawBufferPointer(cookieReply), to: source, worker: worker)
                 counters.add(.cookieRepliesSent)

@@ -65,6 +65,22 @@ final class LoadSheddingTests: XCTestCase {
         XCTAssertFalse(node.control.load.isUnderLoad(now: network.clock.now()))
     }
 
+    func testAFloodAnsweredWithCookiesKeepsTheNodeUnderLoad() throws {
+        let node = network.addNode("10.8.0.1")
+        try flood(node)
+        // The flood goes on, now answered with cookies by the worker: the control thread sees none of it.
+        let junk = try strangerInitiation(to: node)
+        network.clock.advance(by: HandshakeLoad.holdTime / 2)
+        for port in 0..<UInt16(HandshakeLoad.rateThreshold) {
+            node.receive(.init(bytes: junk, source: endpoint(flooder, port: 30_000 + port), destination: node.endpoint))
+        }
+        XCTAssertEqual(node.control.pendingEventCount, 0)
+        network.clock.advance(by: HandshakeLoad.holdTime - 1)
+        XCTAssertTrue(node.control.load.isUnderLoad(now: network.clock.now()), "the node left load during the flood")
+        network.clock.advance(by: 1)
+        XCTAssertFalse(node.control.load.isUnderLoad(now: network.clock.now()), "the node stayed loaded after the flood")
+    }
+
     func testUnderLoadAnInitiationWithoutMAC2GetsACookieAndTheRetryWithMAC2Completes() throws {
         let a = network.addNode("10.8.0.1")
         let b = network.addNode("10.8.0.2")

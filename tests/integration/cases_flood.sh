@@ -8,6 +8,7 @@ QT_CASES+=(
 : "${FLOOD_COUNT:=50000}"   # initiations the flooder sends
 : "${FLOOD_SECONDS:=10}"    # over this many seconds
 FLOOD_HOST=60               # the flooder's underlay address: $QT_UNDERLAY.60
+FLOOD_SOURCES=64            # it also sends from $QT_UNDERLAY.100 … .163 (a botnet, or spoofing)
 FLOOD_IPERF_SECONDS=4       # length of each throughput measurement (after 1 s not counted)
 
 # flood_ns: the flooder's namespace on the underlay (not a node).
@@ -46,15 +47,21 @@ flood_counters() {
 }
 
 # A flood of $FLOOD_COUNT valid-looking initiations (valid mac1 for n1's key, random
-# contents, many source ports, every tenth a replay of a real initiation n2 sent n1) in
+# contents, 130 source ports on 65 addresses, every tenth a replay of a real initiation n2 sent n1) in
 # $FLOOD_SECONDS s against n1: an iperf3 stream n2 -> n1 keeps >= 80 % of its throughput,
 # and n3, started during the flood, completes its handshake with n1 before it ends. The
 # flooder runs at nice 19: it stands for another machine, not for a rival of n1 for the CPU.
 tc_handshake_flood() {
-    local before during after flood_pid key cap replies=
+    local before during after flood_pid key cap replies= sources i
     setup 3
     qt_step "flooder namespace on the underlay"
     qt_attach_ns "$(flood_ns)" "$FLOOD_HOST" qtvflood || qt_fail "could not build the flooder's namespace"
+    sources=$(qt_underlay_ip "$FLOOD_HOST")
+    for ((i = 0; i < FLOOD_SOURCES; i++)); do
+        ip -n "$(flood_ns)" addr add "$(qt_underlay_ip $((100 + i)))/24" dev eth0 ||
+            qt_fail "could not give the flooder address $(qt_underlay_ip $((100 + i)))"
+        sources+=",$(qt_underlay_ip $((100 + i)))"
+    done
 
     qt_node_start 1
     wait_up 1
@@ -74,7 +81,7 @@ tc_handshake_flood() {
     qt_step "flood: $FLOOD_COUNT initiations in $FLOOD_SECONDS s to n1"
     qt_spawn "$(flood_ns)" "$QT_WORK/flood.log" flood \
         nice -n 19 python3 "$QT_LIB_DIR/flood.py" --to "$(qt_underlay_ip 1)" --port "$QT_PORT" --public-key "$key" \
-        --count "$FLOOD_COUNT" --seconds "$FLOOD_SECONDS" --replay "$cap"
+        --count "$FLOOD_COUNT" --seconds "$FLOOD_SECONDS" --replay "$cap" --sources "$sources" --sockets 130
     flood_pid=$QT_LAST_PID
     qt_wait_for 5 grep -q '^flood: started' "$QT_WORK/flood.log" ||
         qt_fail "the flooder did not start: $(tr '\n' ' ' <"$QT_WORK/flood.log")"

@@ -2,7 +2,7 @@
 """Flood a quantum node with valid-looking handshake initiations (handshake_flood case).
 
 Sends --count initiations evenly over --seconds to --to:--port, from --sockets source
-ports. Each is what a worker cannot tell from a real one without Diffie-Hellman: type 1,
+ports spread over the --sources addresses. Each is what a worker cannot tell from a real one without Diffie-Hellman: type 1,
 zero reserved bytes, 148 bytes, a valid mac1 for the target's static public key
 (--public-key, base64, as in its etcd mapping), random sender index, ephemeral key and
 encrypted fields, zero mac2. With --replay PCAP, every --replay-every-th packet is
@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--count", type=int, default=50000)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--sockets", type=int, default=64, help="source ports to send from")
+    ap.add_argument("--sources", default="0.0.0.0",
+                    help="comma-separated local addresses to send from, the sockets spread over them")
     ap.add_argument("--replay", help="pcap holding a real initiation to the target")
     ap.add_argument("--replay-every", type=int, default=10)
     a = ap.parse_args()
@@ -61,13 +63,14 @@ def main():
     if a.replay and not replays:
         raise SystemExit(f"no {INITIATION_SIZE}-byte initiation to port {a.port} in {a.replay}")
 
+    sources = a.sources.split(",")
     sockets = []
-    for _ in range(a.sockets):
+    for i in range(max(a.sockets, len(sources))):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setblocking(False)
         # Replies (cookie replies) are never read: the kernel drops what overflows this.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.bind(("0.0.0.0", 0))
+        s.bind((sources[i % len(sources)], 0))
         sockets.append(s)
     target = (a.to, a.port)
     batch = 50
