@@ -56,14 +56,16 @@ struct HandshakeRate {
     private var count = 0
 
     /// Counts one message handed over at `now` with `backlog` events already waiting.
-    /// - Returns: whether that is a sign of load.
+    /// - Returns: whether that is a sign of load: a deep backlog, or the message that
+    ///   reaches the rate (once per window, so a flood's workers do not all write the
+    ///   shared flag for every message).
     mutating func record(backlog: Int, now: UInt64) -> Bool {
         if now &- windowStart >= HandshakeLoad.window {
             windowStart = now
             count = 0
         }
         count += 1
-        return backlog >= HandshakeLoad.backlogThreshold || count >= HandshakeLoad.rateThreshold
+        return backlog >= HandshakeLoad.backlogThreshold || count == HandshakeLoad.rateThreshold
     }
 }
 
