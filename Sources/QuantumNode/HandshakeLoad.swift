@@ -23,8 +23,9 @@ final class HandshakeLoad: Sendable {
     static let rateThreshold = 100
     /// The window the rate is counted in.
     static let window: UInt64 = SessionLimits.nanosecondsPerSecond
-    /// How long the node stays loaded after the last sign of load.
-    static let holdTime: UInt64 = SessionLimits.nanosecondsPerSecond
+    /// How long the node stays loaded after the last sign of load: two windows, so a flood
+    /// that reaches the rate once per window keeps it loaded without a gap.
+    static let holdTime: UInt64 = 2 * window
 
     /// The node's random cookie master secret; each worker's `CookieResponder` derives the
     /// secret of every 2-minute period from it.
