@@ -4,9 +4,8 @@ import Crypto
 /// the control thread: the size its type requires and mac1 (keyed by this node's static
 /// public key). Needs no Diffie-Hellman, so junk is refused before it takes a backlog slot.
 ///
-/// The mac1 key is hashed and the HMAC keyed once, at creation; each check copies that
-/// keyed state. swift-crypto's digest state is a copy-on-write object, so a check makes
-/// two small allocations (the copied inner and outer digest states) and nothing more.
+/// The mac1 key is hashed once, at creation; each check is an HMAC whose states live on
+/// the stack (`StackHMAC`), so it allocates nothing.
 public struct HandshakeScreen: Sendable {
     /// Why a handshake message was refused.
     public enum Refusal: Error, Equatable, Sendable {
@@ -16,12 +15,12 @@ public struct HandshakeScreen: Sendable {
         case badMAC1
     }
 
-    /// HMAC-SHA256 already keyed with this node's mac1 key.
-    private let keyedMAC1: HMAC<SHA256>
+    /// This node's mac1 key: SHA256("mac1----" || static public key).
+    private let mac1Key: [UInt8]
 
     /// A screen for messages addressed to the holder of `localPublicKey`.
     public init(localPublicKey: [UInt8]) {
-        keyedMAC1 = HMAC(key: Handshaker.mac1Key(for: localPublicKey))
+        mac1Key = Array(SHA256.hash(data: WireFormat.mac1Label + localPublicKey))
     }
 
     /// Checks an initiation or response (by its first byte); any other type is refused as
@@ -43,14 +42,12 @@ public struct HandshakeScreen: Sendable {
     /// Whether the `WireFormat.macSize` bytes at `offset` are the mac1 of the bytes before
     /// them. The comparison has no early exit, so timing reveals nothing about the right MAC.
     func hasValidMAC1(_ message: UnsafeRawBufferPointer, at offset: Int) -> Bool {
-        var mac = keyedMAC1
-        mac.update(data: UnsafeRawBufferPointer(rebasing: message[0..<offset]))
-        return mac.finalize().withUnsafeBytes { expected in
-            var difference: UInt8 = 0
-            for i in 0..<WireFormat.macSize {
-                difference |= expected[i] ^ message[offset + i]
+        var mac = StackHMAC.zero
+        return withUnsafeMutableBytes(of: &mac) { mac in
+            mac1Key.withUnsafeBytes { key in
+                StackHMAC.authenticate(UnsafeRawBufferPointer(rebasing: message[0..<offset]), key: key, into: mac.baseAddress!)
             }
-            return difference == 0
+            return StackHMAC.macsMatch(mac.baseAddress!, message.baseAddress! + offset)
         }
     }
 }

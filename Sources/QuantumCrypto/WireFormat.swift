@@ -24,7 +24,13 @@
 //   [78, 94)   mac1
 //   [94, 110)  mac2
 //
-// Cookie reply, type 3: reserved for load shedding; not implemented yet.
+// Cookie reply, type 3, 52 bytes (sent instead of doing Diffie-Hellman when under load):
+//   [0]        type = 3
+//   [1, 4)     reserved, zero
+//   [4, 8)     receiver index (u32) = the sender index of the message it answers
+//   [8, 20)    nonce (12 bytes, never repeated under one responder key)
+//   [20, 36)   cookie, encrypted with AES-256-GCM
+//   [36, 52)   AES-GCM tag
 //
 // Transport data, type 4, 32 bytes + payload:
 //   [0]        type = 4
@@ -51,8 +57,15 @@
 // The Noise prologue is the ASCII text "quantum/1".
 // mac1 = HMAC-SHA256(key: SHA256("mac1----" || receiver's static public key),
 //                    all bytes before mac1), truncated to 16 bytes.
-// mac2 is sent as zeros and ignored: it will carry the cookie once cookie replies
-// (load shedding under handshake floods) are implemented in a later issue.
+// mac2 = HMAC-SHA256(key: cookie, all bytes before mac2), truncated to 16 bytes, or
+//        zeros when the sender holds no fresh cookie from the receiver. Checked only
+//        while the receiver is under load (it then answers a missing or bad mac2 with
+//        a cookie reply).
+// cookie = HMAC-SHA256(key: receiver's secret of the current 2-minute period,
+//                      sender's IP address (16 bytes, IPv4 mapped into IPv6) || port
+//                      (u16, big-endian)), truncated to 16 bytes.
+// Cookie reply encryption: key = SHA256("cookie--" || replier's static public key),
+//   additional data = the mac1 of the message answered.
 
 /// Sizes and fixed values of the quantum wire protocol (layout at the top of WireFormat.swift).
 public enum WireFormat {
@@ -60,6 +73,8 @@ public enum WireFormat {
     public static let prologue = Array("quantum/1".utf8)
     /// Label hashed with the receiver's static key to derive the mac1 key.
     public static let mac1Label = Array("mac1----".utf8)
+    /// Label hashed with the replier's static key to derive the cookie reply key.
+    public static let cookieLabel = Array("cookie--".utf8)
 
     /// Size of a handshake initiation.
     public static let initiationSize = 148
@@ -69,6 +84,10 @@ public enum WireFormat {
     public static let observedEndpointSize = 18
     /// Size of mac1 and of mac2.
     public static let macSize = 16
+    /// Size of a cookie (the mac2 key).
+    public static let cookieSize = 16
+    /// Size of a cookie reply.
+    public static let cookieReplySize = cookieReplyTagOffset + tagSize
     /// Size of the transport header (the AES-GCM additional data).
     public static let transportHeaderSize = 16
     /// Size of the AES-GCM tag after a transport payload.
@@ -90,6 +109,18 @@ public enum WireFormat {
     static let initiationMAC1Offset = initiationSize - 2 * macSize
     /// Offset of mac1 in a response.
     static let responseMAC1Offset = responseSize - 2 * macSize
+    /// Offset of mac2 in an initiation (everything before it is covered by mac2).
+    static let initiationMAC2Offset = initiationSize - macSize
+    /// Offset of mac2 in a response.
+    static let responseMAC2Offset = responseSize - macSize
+    /// Offset of the receiver index in a cookie reply.
+    static let cookieReplyReceiverIndexOffset = 4
+    /// Offset of the nonce in a cookie reply.
+    static let cookieReplyNonceOffset = 8
+    /// Offset of the encrypted cookie in a cookie reply.
+    static let cookieReplyCookieOffset = cookieReplyNonceOffset + AESGCMContext.nonceSize
+    /// Offset of the AES-GCM tag in a cookie reply.
+    static let cookieReplyTagOffset = cookieReplyCookieOffset + cookieSize
     /// Offset of the flags byte in a transport header.
     public static let transportFlagsOffset = 1
     /// Offset of the receiver index in a transport header.
@@ -118,7 +149,7 @@ public enum MessageType: UInt8, Sendable {
     case initiation = 1
     /// Handshake response (110 bytes).
     case response = 2
-    /// Cookie reply for load shedding (not implemented yet).
+    /// Cookie reply: what a node under load answers a handshake message without a valid mac2 (52 bytes).
     case cookieReply = 3
     /// Transport data: header, encrypted payload, tag.
     case transport = 4

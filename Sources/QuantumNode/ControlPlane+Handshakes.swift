@@ -6,7 +6,7 @@ import QuantumDevice
 // with a fresh session (the confirming keepalive and the staged packets).
 extension ControlPlane {
     /// Sends an initiation to `peer` unless one is already in flight (with `evenIfInFlight`,
-    /// a fresh one replaces it: the peer's endpoints changed).
+    /// a fresh one replaces it: the peer's endpoints changed, or a cookie reply answered it).
     func initiate(_ peer: Peer, now: UInt64, evenIfInFlight: Bool = false) -> Bool {
         if !evenIfInFlight, let pending = peer.pending,
            elapsed(since: pending.sentAt, now: now) < SessionLimits.rekeyTimeout { return false }
@@ -15,7 +15,7 @@ extension ControlPlane {
             return false
         }
         let index = freshIndex(for: peer.mapping.privateIP)
-        let message: [UInt8]
+        var message: [UInt8]
         let state: InitiatorState
         do {
             (message, state) = try handshaker.makeInitiation(
@@ -27,6 +27,7 @@ extension ControlPlane {
             return false
         }
         choosePath(for: peer, now: now)
+        stamp(&message, index: index, for: peer, now: now)
         if let old = peer.pending { owners[old.localIndex] = nil }
         peer.pending = PendingInitiation(state: state, localIndex: index, sentAt: now,
                                          firstAttemptAt: peer.pending?.firstAttemptAt ?? now)
@@ -68,6 +69,7 @@ extension ControlPlane {
     /// (`relayed`: it came through a relay, and the response goes back the same way).
     func respond(to message: UnsafeRawBufferPointer, from source: UDPEndpoint, worker: Int, now: UInt64,
                  relayed: RelayedArrival? = nil) -> Bool {
+        guard admitsInitiation(from: source, now: now) else { return false }
         let initiation: ReceivedInitiation
         do {
             initiation = try handshaker.consumeInitiation(message)
@@ -88,9 +90,10 @@ extension ControlPlane {
             logger.debug("initiation from \(peer.mapping.privateIP) replays an old timestamp; ignored")
             return false
         }
+        guard admitsInitiation(of: peer, now: now) else { return false }
         peer.newestTimestamp = initiation.timestamp
         let index = freshIndex(for: peer.mapping.privateIP)
-        let response: [UInt8]
+        var response: [UInt8]
         let session: Session
         do {
             let keys: SessionKeys
@@ -103,6 +106,7 @@ extension ControlPlane {
             logger.warning("cannot answer the handshake of \(peer.mapping.privateIP): \(error)")
             return false
         }
+        stamp(&response, index: index, for: peer, now: now)
         retire(peer.next)
         // The peer's endpoint stays: an initiation proves nothing about where the peer is (it
         // may be replayed from anywhere); the session's first packet moves it (`sessionConfirmed`).

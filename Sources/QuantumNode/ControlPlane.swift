@@ -10,7 +10,7 @@ import Synchronization
 /// raised carry that peer's `PeerSignals`, so the flag is cleared even when the
 /// session or peer the event names is gone by the time it is handled.
 enum ControlEvent: Sendable {
-    /// A handshake message (initiation or response) received by a worker.
+    /// A handshake message (initiation, response or cookie reply) received by a worker.
     case handshake([UInt8], from: UDPEndpoint, worker: Int)
     /// A worker has traffic for a peer but no usable session (answers `handshakeWanted`).
     case handshakeWanted(IPv4Address, PeerSignals)
@@ -91,6 +91,8 @@ final class ControlPlane: @unchecked Sendable {
         var floatingHolders: [IPv4Address: IPv4Address]?
         /// The newest revocation list not yet applied.
         var revocations: RevocationList?
+        /// Handshake messages handed over in the current window (load detection).
+        var handshakeRate = HandshakeRate()
     }
 
     /// Most handshake messages waiting for the control thread; more are dropped (and counted).
@@ -150,6 +152,10 @@ final class ControlPlane: @unchecked Sendable {
     var certificateExpiry: [IPv4Address: UInt64] = [:]
     /// Untrusted mappings already warned about.
     var untrustedReported: Set<UntrustedMapping> = []
+    /// Whether the node is under a handshake load, and its cookie secret (read by the workers).
+    let load = HandshakeLoad()
+    /// Per source address limits on initiations answered under load (control thread only).
+    var sourceLimiter = SourceRateLimiter()
 
     private let inbox = Mutex(Inbox())
     private let wakeup = DispatchSemaphore(value: 0)
@@ -220,7 +226,11 @@ final class ControlPlane: @unchecked Sendable {
     @discardableResult
     func post(_ event: ControlEvent) -> Bool {
         let accepted = inbox.withLock { inbox in
-            if event.carriesHandshake, inbox.events.count >= ControlPlane.handshakeBacklog { return false }
+            if event.carriesHandshake {
+                let now = clock.now()
+                if inbox.handshakeRate.record(backlog: inbox.events.count, now: now) { load.markLoaded(now: now) }
+                if inbox.events.count >= ControlPlane.handshakeBacklog { return false }
+            }
             inbox.events.append(event)
             return true
         }
@@ -372,9 +382,11 @@ final class ControlPlane: @unchecked Sendable {
             return initiate(peer, now: now)
         case .handshake(let bytes, let source, let worker):
             return bytes.withUnsafeBytes { message in
-                message[0] == MessageType.initiation.rawValue
-                    ? respond(to: message, from: source, worker: worker, now: now)
-                    : complete(with: message, from: source, worker: worker, now: now)
+                switch message[0] {
+                case MessageType.initiation.rawValue: respond(to: message, from: source, worker: worker, now: now)
+                case MessageType.cookieReply.rawValue: consumeCookieReply(message, from: source, now: now)
+                default: complete(with: message, from: source, worker: worker, now: now)
+                }
             }
         case .sessionConfirmed(let index, let source, let signals):
             signals.confirmPending.store(false, ordering: .relaxed)

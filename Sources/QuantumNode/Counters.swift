@@ -10,7 +10,7 @@ public protocol CounterName: RawRepresentable<Int>, CaseIterable, Sendable {
 /// relaxed load and store, not a locked read-modify-write.
 public final class CounterSet<Name: CounterName>: Sendable {
     /// Room for the largest set; a set may use fewer cells.
-    private let cells = InlineArray<28, Atomic<UInt64>> { _ in Atomic(0) }
+    private let cells = InlineArray<32, Atomic<UInt64>> { _ in Atomic(0) }
 
     public init() {
         precondition(Name.allCases.count <= cells.count, "more counters than cells")
@@ -46,6 +46,11 @@ public enum WorkerCounter: Int, CounterName {
     /// refused: not a relay, unknown or unconfirmed source, spoofed source address, unknown
     /// destination, or an inner message that does not belong to the claimed source.
     case relayForwarded, relayRefused
+    /// A handshake message without a valid mac2 for its source, dropped while the node was
+    /// under load (and answered with a cookie reply: see `cookieRepliesSent`).
+    case dropHandshakeMAC2
+    /// Cookie replies sent by the worker instead of handing a handshake message on.
+    case cookieRepliesSent
 
     public var label: String {
         switch self {
@@ -74,6 +79,8 @@ public enum WorkerCounter: Int, CounterName {
         case .dropHandshakeMAC1: "drop_handshake_mac1"
         case .relayForwarded: "relay_forwarded"
         case .relayRefused: "relay_refused"
+        case .dropHandshakeMAC2: "drop_handshake_mac2"
+        case .cookieRepliesSent: "cookie_replies_sent"
         }
     }
 }
@@ -89,6 +96,15 @@ public enum ControlCounter: Int, CounterName {
     case directProbesSent
     /// Peers whose path changed between direct and relayed (or from one relay to another).
     case pathChanges
+    /// Cookie replies that answered a handshake message of ours, and those that did not
+    /// (unknown index, or not authentic).
+    case cookieRepliesAccepted, cookieRepliesRejected
+    /// Initiations refused before any Diffie-Hellman because their source address exceeded
+    /// its rate while the node was under load.
+    case dropInitiationSourceRate
+    /// Initiations refused because their peer already had one answered within
+    /// `ControlPlane.peerInitiationInterval`.
+    case dropInitiationPeerRate
 
     public var label: String {
         switch self {
@@ -102,6 +118,10 @@ public enum ControlCounter: Int, CounterName {
         case .persistentKeepalivesSent: "persistent_keepalives_sent"
         case .directProbesSent: "direct_probes_sent"
         case .pathChanges: "path_changes"
+        case .cookieRepliesAccepted: "cookie_replies_accepted"
+        case .cookieRepliesRejected: "cookie_replies_rejected"
+        case .dropInitiationSourceRate: "drop_initiation_source_rate"
+        case .dropInitiationPeerRate: "drop_initiation_peer_rate"
         }
     }
 }

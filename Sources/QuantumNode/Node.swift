@@ -96,7 +96,7 @@ public final class Node: Sendable {
         for (index, queue) in queues.enumerated() {
             let poller = try Poller()
             pollers.append(poller)
-            let path = PacketPath(worker: index, localIP: settings.privateIP, control: control,
+            let path = try PacketPath(worker: index, localIP: settings.privateIP, control: control,
                                   maximumPacket: Worker.maximumPacket(mtu: settings.mtu))
             workers.append(Worker(index: index, tun: queue, socket: sockets[index], mtu: settings.mtu,
                                   tables: tables, path: path, poller: poller, deviceName: settings.deviceName,

@@ -42,7 +42,7 @@ extension PacketPath {
         case MessageType.transport.rawValue:
             return openTransport(inner, from: source, relayedFor: origin, table: table, now: now)
         case MessageType.initiation.rawValue, MessageType.response.rawValue:
-            passHandshake(UnsafeRawBufferPointer(inner), from: source, relayedFor: origin)
+            passHandshake(UnsafeRawBufferPointer(inner), from: source, relayedFor: origin, now: now)
         default:
             dropIncoming(.dropMalformed, bytes: message.count)
         }

@@ -9,11 +9,11 @@ import QuantumDevice
 ///
 /// Owned by one thread (it uses AEAD slot `worker` of every session). Allocates
 /// nothing, takes no lock and logs nothing, except for the rare hand-offs to the
-/// control thread (staged packets, handshake messages) and the mac1 check of
-/// each handshake message (`HandshakeScreen`).
+/// control thread (staged packets, handshake messages). Under load, handshake messages
+/// without a valid mac2 are answered with cookie replies here, allocating nothing.
 final class PacketPath: @unchecked Sendable {
-    // @unchecked: `lastUnknownSessionHint` is touched only by the owning thread;
-    // other threads only read `counters`, which are atomics.
+    // @unchecked: `lastUnknownSessionHint`, `cookies` and `cookieReply` are touched only by
+    // the owning thread; other threads only read `counters`, which are atomics.
 
     /// The worker (and AEAD slot) this path serves.
     let worker: Int
@@ -24,6 +24,13 @@ final class PacketPath: @unchecked Sendable {
     private let compressor: PacketCompressor
     /// Size and mac1 checks that keep junk handshakes off the control thread's backlog.
     private let handshakeScreen: HandshakeScreen
+    /// Checks mac2 and writes cookie replies while the node is under load.
+    private let cookies: CookieResponder
+    /// Where a cookie reply is built before it is sent (allocated once).
+    private let cookieReply = UnsafeMutableRawBufferPointer.allocate(byteCount: WireFormat.cookieReplySize, alignment: 8)
+    /// Messages this path answered with cookies in the current window: the flood the control
+    /// thread no longer sees, which keeps the node under load while it lasts.
+    private var cookieRate = HandshakeRate()
     /// When this path last told the control thread about a packet for an unknown session.
     private var lastUnknownSessionHint: UInt64 = 0
     /// At most one such hint a second per worker: the packets are unauthenticated.
@@ -31,12 +38,18 @@ final class PacketPath: @unchecked Sendable {
 
     /// - Parameter maximumPacket: the largest inner packet (`Worker.maximumPacket(mtu:)`),
     ///   which bounds what a compressed packet may decompress to.
-    init(worker: Int, localIP: IPv4Address, control: ControlPlane, maximumPacket: Int) {
+    /// - Throws: `CryptoError` if OpenSSL cannot set up the cookie cipher.
+    init(worker: Int, localIP: IPv4Address, control: ControlPlane, maximumPacket: Int) throws(CryptoError) {
         self.worker = worker
         self.localIP = localIP
         self.control = control
         compressor = PacketCompressor(maximumPacket: maximumPacket)
         handshakeScreen = HandshakeScreen(localPublicKey: control.localPublicKey)
+        cookies = try CookieResponder(localPublicKey: control.localPublicKey, masterSecret: control.load.cookieSecret)
+    }
+
+    deinit {
+        cookieReply.deallocate()
     }
 
     /// Seals one packet read from the TUN device. The packet is at
@@ -107,7 +120,8 @@ final class PacketPath: @unchecked Sendable {
     }
 
     /// Handles one datagram received from `source`: handshake messages of the right size
-    /// and with a valid mac1 go to the control thread, transport messages are opened in place.
+    /// and with a valid mac1 go to the control thread (under load, only those with a valid
+    /// mac2: the others are answered with a cookie reply), transport messages are opened in place.
     /// - Returns: the inner packet to write to the TUN device (inside `message`, or in this
     ///   path's decompression buffer until the next call), or nil when there is none
     ///   (keepalive, handshake, or dropped and counted).
@@ -122,7 +136,15 @@ final class PacketPath: @unchecked Sendable {
         case MessageType.transport.rawValue:
             return openTransport(message, from: source, table: table, now: now)
         case MessageType.initiation.rawValue, MessageType.response.rawValue:
-            passHandshake(UnsafeRawBufferPointer(message), from: source)
+            passHandshake(UnsafeRawBufferPointer(message), from: source, now: now)
+        case MessageType.cookieReply.rawValue:
+            guard message.count == WireFormat.cookieReplySize else {
+                dropIncoming(.dropHandshakeSize, bytes: message.count)
+                return nil
+            }
+            if !control.post(.handshake(Array(UnsafeRawBufferPointer(message)), from: source, worker: worker)) {
+                dropIncoming(.dropHandshakeBacklog, bytes: message.count)
+            }
         case MessageType.relayEnvelope.rawValue:
             return openEnvelope(message, from: source, table: table, now: now)
         default:
@@ -132,19 +154,40 @@ final class PacketPath: @unchecked Sendable {
     }
 
     /// Hands a handshake message of the right size and with a valid mac1 to the control
-    /// thread (`origin`: the peer that sent it through the relay at `source`).
-    func passHandshake(_ message: UnsafeRawBufferPointer, from source: UDPEndpoint, relayedFor origin: IPv4Address? = nil) {
+    /// thread (`origin`: the peer that sent it through the relay at `source`). Under load, a
+    /// direct one without a valid mac2 is answered with a cookie reply instead; a relayed one
+    /// goes on (the relay forwards only from peers it has a session with, and a cookie for
+    /// the relay's address would be of no use to the peer behind it).
+    func passHandshake(_ message: UnsafeRawBufferPointer, from source: UDPEndpoint, relayedFor origin: IPv4Address? = nil,
+                       now: UInt64) {
         do throws(HandshakeScreen.Refusal) {
             try handshakeScreen.check(message)
         } catch {
             dropIncoming(error == .wrongSize ? .dropHandshakeSize : .dropHandshakeMAC1, bytes: message.count)
             return
         }
+        if origin == nil, control.load.isUnderLoad(now: now), answeredWithCookie(message, from: source, now: now) { return }
         let bytes = Array(message)
         let event = origin.map { ControlEvent.relayedHandshake(bytes, origin: $0, via: source, worker: worker) }
             ?? ControlEvent.handshake(bytes, from: source, worker: worker)
         if !control.post(event) {
             dropIncoming(.dropHandshakeBacklog, bytes: message.count)
+        }
+    }
+
+    /// Under load: drops a handshake message whose mac2 is not valid for its source and
+    /// answers it with a cookie reply, from this worker's socket. No Diffie-Hellman, no
+    /// allocation. Returns false (keep the message) when its mac2 is valid.
+    private func answeredWithCookie(_ message: UnsafeRawBufferPointer, from source: UDPEndpoint, now: UInt64) -> Bool {
+        source.withCookieIdentity { identity in
+            if cookies.hasValidMAC2(message, source: identity, now: now) { return false }
+            dropIncoming(.dropHandshakeMAC2, bytes: message.count)
+            if cookieRate.record(backlog: 0, now: now) { control.load.markLoaded(now: now) }
+            if cookies.writeReply(answering: message, source: identity, now: now, into: cookieReply) {
+                control.transport.send(UnsafeRawBufferPointer(cookieReply), to: source, worker: worker)
+                counters.add(.cookieRepliesSent)
+            }
+            return true
         }
     }
 

@@ -28,6 +28,12 @@ final class Peer {
     var pathTriedAt: UInt64 = 0
     /// When the direct path was last probed while relayed.
     var lastDirectProbe: UInt64 = 0
+    /// When this node last answered an initiation of this peer (per-peer initiation limit).
+    var lastInitiationAnswered: UInt64 = 0
+    /// The newest cookie this peer sent us, used for mac2 while fresh.
+    var cookie: ReceivedCookie?
+    /// The handshake message we sent this peer last (a cookie reply must answer it).
+    var lastSentHandshake: SentHandshake?
 
     /// - Parameter slots: the sessions' AEAD slots (workers + the control thread), one counter cell each.
     init(mapping: Mapping, endpoint: UDPEndpoint?, slots: Int) {
@@ -57,4 +63,20 @@ struct PendingInitiation {
     let localIndex: UInt32
     let sentAt: UInt64
     let firstAttemptAt: UInt64
+}
+
+/// A cookie a peer sent in a cookie reply, and when.
+struct ReceivedCookie {
+    let bytes: [UInt8]
+    let receivedAt: UInt64
+}
+
+/// What a cookie reply to one of our handshake messages must match.
+struct SentHandshake {
+    /// The message's sender index (the reply's receiver index).
+    let index: UInt32
+    /// Its mac1 (the reply's additional data).
+    let mac1: [UInt8]
+    /// The cookie its mac2 was made with, if any.
+    let cookie: [UInt8]?
 }

@@ -1,5 +1,6 @@
 // CQuantumCrypto: the few OpenSSL calls QuantumCrypto cannot make cleanly from Swift.
-// AES-256-GCM in place with a key schedule done once per context; nothing else.
+// AES-256-GCM in place with a key schedule done once per context, and HMAC-SHA256
+// without heap allocation.
 #ifndef CQUANTUM_CRYPTO_H
 #define CQUANTUM_CRYPTO_H
 
@@ -28,5 +29,11 @@ int quantum_aesgcm_seal(quantum_aesgcm *ctx, const uint8_t *nonce,
 int quantum_aesgcm_open(quantum_aesgcm *ctx, const uint8_t *nonce,
                         const uint8_t *ad, size_t ad_length,
                         uint8_t *data, size_t length, const uint8_t *tag);
+
+/// Writes the 32-byte HMAC-SHA256 of `length` bytes at `data` under the `key_length`-byte
+/// `key` to `mac`. Allocates nothing (the hash states live on the stack) and cleanses them.
+/// Returns 1 on success, 0 on failure.
+int quantum_hmac_sha256(const uint8_t *key, size_t key_length,
+                        const uint8_t *data, size_t length, uint8_t *mac);
 
 #endif
