@@ -445,6 +445,8 @@ final class NetworkRegistryTests: XCTestCase {
         let (task, calls) = startSync()
         defer { task.cancel() }
         try await eventually("initial listing") { calls.get().count == 1 }
+        // The watch opens after the listing: dropping before it exists would drop nothing.
+        try await eventually("watch open") { store.watcherCount > 0 }
         store.dropWatches(reason: "simulated connection loss")
         let lease = try await claim(2)
         try await eventually("change seen after re-watch", timeout: .seconds(5)) {
