@@ -67,7 +67,14 @@ tc_handshake_flood() {
     qt_node_start 1
     wait_up 1
     cap=$QT_WORK/initiations.pcap
+    qt_node_start 2
+    wait_up 2
+    must_ping 2 1
+    # n2's first process may have answered a handshake of n1's (n1 asks new peers where it
+    # sees them) rather than sent one; a restarted n2 has no session and initiates to n1.
+    qt_step "capture an initiation n2 sends n1: restart n2"
     capture_start 1 "$cap" udp dst port "$QT_PORT" and dst host "$(qt_underlay_ip 1)"
+    qt_node_stop 2
     qt_node_start 2
     wait_up 2
     must_ping 2 1
