@@ -508,7 +508,7 @@ public final class EtcdClient: Datastore {
     }
 
     /// What a watch has delivered so far, and when it last heard from etcd.
-    private final class WatchProgress: Sendable {
+    final class WatchProgress: Sendable {
         private struct State {
             var nextRevision: Int64
             var lastMessage = ContinuousClock.now
