@@ -53,12 +53,13 @@ struct EtcdRangeHarness: FuzzHarness {
     func run(_ input: UnsafeRawBufferPointer) {
         guard let answer = try? JSONDecoder().decode(EtcdWire.RangeResponse.self, from: Data(input)),
               let items = try? (answer.kvs ?? []).map({ try $0.keyValue() }),
-              (try? EtcdWire.int64(answer.header?.revision, "header.revision")) != nil
+              let revision = try? EtcdWire.revision(answer.header?.revision, "header.revision")
         else { return }
         for item in items where item.key == registry.configKey {
             _ = try? NetworkConfig.parse(json: item.value)
         }
         registry.resync(items, network: FuzzNode.network, onChange: { _ in })
+        _ = revision + 1  // where PrefixFollower starts its watch
     }
 }
 
@@ -87,7 +88,7 @@ struct EtcdWatchHarness: FuzzHarness {
             else { return }
             guard let result = message.result else { continue }
             if result.canceled == true {
-                _ = try? EtcdWire.int64(result.compactRevision, "compact_revision")
+                _ = try? EtcdWire.revision(result.compactRevision, "compact_revision")
                 return
             }
             guard let events = try? (result.events ?? []).map({ event -> WatchEvent in
@@ -97,7 +98,7 @@ struct EtcdWatchHarness: FuzzHarness {
             if let last = events.last {
                 progress.delivered(upTo: last.revision)
                 registry.apply(events, network: FuzzNode.network, onChange: { _ in })
-            } else if let revision = try? EtcdWire.int64(result.header?.revision, "header.revision"), revision > 0 {
+            } else if let revision = try? EtcdWire.revision(result.header?.revision, "header.revision"), revision > 0 {
                 progress.delivered(upTo: revision)
             }
         }
