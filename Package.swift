@@ -98,7 +98,8 @@ let package = Package(
             "QuantumCore", "QuantumCrypto", "QuantumDatastore", "QuantumDevice", "QuantumNode", "QuantumCommand",
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "quantum-fuzz", dependencies: ["QuantumFuzzTargets"]),
+        .systemLibrary(name: "CLibFuzzer"),
+        .executableTarget(name: "quantum-fuzz", dependencies: ["QuantumFuzzTargets", "CLibFuzzer"]),
 
         .testTarget(name: "QuantumCoreTests", dependencies: ["QuantumCore"]),
         .testTarget(name: "QuantumDeviceTests", dependencies: ["QuantumDevice", "QuantumCore"]),

@@ -17,7 +17,9 @@
 # .build/debug/quantum-fuzz --write-seeds Fuzz/corpus` and commit its seeds.
 #
 # The fuzz build lives in its own build directory (.build-fuzz), compiled with
-# -sanitize=fuzzer,address and -DFUZZING, so the ordinary build is untouched.
+# -sanitize=fuzzer,address and -DFUZZING, so the ordinary build is untouched. It links
+# with lld: SwiftPM defines `main` as quantum_fuzz_main with --defsym, which gold also
+# resolves against libFuzzer's own main (and crashes reporting it); lld does not.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -x /opt/swift/usr/bin/swift ]] && case ":$PATH:" in *:/opt/swift/usr/bin:*) ;; *) PATH=/opt/swift/usr/bin:$PATH ;; esac
@@ -31,7 +33,8 @@ echo "==== fuzz build (.build-fuzz, -sanitize=fuzzer,address)"
 start=$SECONDS
 mkdir -p "$out/logs"
 if ! swift build --build-path "$out" --product quantum-fuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING >"$out/logs/build.log" 2>&1; then
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld \
+    >"$out/logs/build.log" 2>&1; then
     grep -E "error:" "$out/logs/build.log" | head -n 20 >&2
     echo "==== fuzz build FAILED (log: $out/logs/build.log)" >&2
     exit 1

@@ -65,8 +65,8 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible, CustomDebu
 
         let keyPath = path(dataDir, privateKeyFile)
         let privateKey: [UInt8]
+        try checkSecretFile(keyPath)
         if let text = try readText(keyPath) {
-            try checkSecretFile(keyPath)
             guard let parsed = parsePrivateKey(text) else {
                 throw Failure(description: "\(keyPath) is corrupt: expected the base64 text of a 32-byte key; "
                     + "restore it from a backup or remove it to take a new key")

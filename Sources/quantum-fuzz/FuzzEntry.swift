@@ -1,8 +1,8 @@
 // quantum-fuzz: the fuzz targets of Sources/QuantumFuzzTargets behind one binary.
 //
 // Built by scripts/fuzz.sh with `-sanitize=fuzzer,address -DFUZZING`, it is a libFuzzer
-// binary (libFuzzer's main; the target named by QUANTUM_FUZZ_TARGET). In an ordinary
-// build it replays inputs and writes the seed corpus, without libFuzzer.
+// binary (libFuzzer's driver and options; the target named by QUANTUM_FUZZ_TARGET). In an
+// ordinary build it replays inputs and writes the seed corpus, without libFuzzer.
 import Glibc
 import QuantumFuzzTargets
 
@@ -13,23 +13,28 @@ func complain(_ message: String) {
 }
 
 #if FUZZING
+import CLibFuzzer
+
 /// The selected target's harness; libFuzzer calls in from one thread only.
 nonisolated(unsafe) private var harness: (any FuzzHarness)?
 
-@_cdecl("LLVMFuzzerInitialize")
-public func fuzzerInitialize(
-    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>
-) -> Int32 {
+/// The entry point (SwiftPM links `main` to `<module>_main`): selects the target named by
+/// QUANTUM_FUZZ_TARGET and hands the command line to libFuzzer's driver.
+@_cdecl("quantum_fuzz_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     let name = getenv("QUANTUM_FUZZ_TARGET").map { String(cString: $0) } ?? ""
     guard let target = FuzzTargets.named(name) else {
         let names = FuzzTargets.all.map(\.name).joined(separator: " ")
         complain("QUANTUM_FUZZ_TARGET is '\(name)'; it must name one of: \(names)")
-        exit(2)
+        return 2
     }
     harness = target.make()
-    return 0
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzerTestOneInput(data, size) }
 }
 
+/// Runs one input (libFuzzer's driver also refers to this name).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     harness?.run(UnsafeRawBufferPointer(start: data, count: size))
