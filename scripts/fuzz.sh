@@ -53,8 +53,9 @@ done
 run_one() {
     local target=$1
     mkdir -p "$out/corpus/$target" "$out/crashes/$target" "$out/logs" "Fuzz/corpus/$target"
-    # Leak detection is off: the Swift runtime's metadata caches read as leaks.
-    QUANTUM_FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=0 "$binary" \
+    # Leak detection is off: the Swift runtime's metadata caches read as leaks. Swift's own
+    # backtracer is off too: under ASan it reports itself instead of the trap it describes.
+    QUANTUM_FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no "$binary" \
         -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
         -artifact_prefix="$out/crashes/$target/" "$out/corpus/$target" "Fuzz/corpus/$target" \
         >"$out/logs/$target.log" 2>&1
@@ -76,8 +77,8 @@ for target in "${targets[@]}"; do
     initial=$(grep -m1 -oE 'INITED cov: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
     final=$(grep -oE '#[0-9]+.*cov: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || echo "$initial")
     result="no crash"
-    if [[ -f $out/logs/$target.failed ]] || grep -qE '^==[0-9]+==ERROR|deadly signal|Fatal error|ALARM: working|out-of-memory' "$log"; then
-        result="CRASH: $(grep -m1 -oE 'ERROR: AddressSanitizer: [a-z-]+|deadly signal|Fatal error: .*|ALARM: working on the last Unit for [0-9]+ seconds|out-of-memory' "$log" || echo "exit $(cat "$out/logs/$target.failed" 2>/dev/null)")"
+    if [[ -f $out/logs/$target.failed ]] || grep -qE '^==[0-9]+==ERROR|deadly signal|Fatal error|Precondition failed|ALARM: working|out-of-memory' "$log"; then
+        result="CRASH: $(grep -m1 -oE 'ERROR: AddressSanitizer: [a-z-]+|Fatal error: .*|Precondition failed: .*|deadly signal|ALARM: working on the last Unit for [0-9]+ seconds|out-of-memory' "$log" || echo "exit $(cat "$out/logs/$target.failed" 2>/dev/null)")"
         result+=" (input kept: $(ls -t "$out/crashes/$target/" 2>/dev/null | head -n 1 | sed "s|^|$out/crashes/$target/|"))"
         failed=$((failed + 1))
     fi
