@@ -91,6 +91,16 @@ let package = Package(
         ),
         .executableTarget(name: "quantum", dependencies: ["QuantumCommand"]),
 
+        // Fuzzing (scripts/fuzz.sh): the harnesses, and one binary that is a libFuzzer target when built
+        // with -sanitize=fuzzer -DFUZZING (in .build-fuzz) and a corpus replayer otherwise. The harnesses
+        // reach internal parsers through @testable imports: debug builds only (`--product quantum` for release).
+        .target(name: "QuantumFuzzTargets", dependencies: [
+            "QuantumCore", "QuantumCrypto", "QuantumDatastore", "QuantumDevice", "QuantumNode", "QuantumCommand",
+            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+        ]),
+        .systemLibrary(name: "CLibFuzzer"),
+        .executableTarget(name: "quantum-fuzz", dependencies: ["QuantumFuzzTargets", "CLibFuzzer"]),
+
         .testTarget(name: "QuantumCoreTests", dependencies: ["QuantumCore"]),
         .testTarget(name: "QuantumDeviceTests", dependencies: ["QuantumDevice", "QuantumCore"]),
         .testTarget(name: "QuantumCryptoTests", dependencies: ["QuantumCrypto", "QuantumCore"]),
@@ -107,5 +117,6 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "QuantumCommandTests", dependencies: ["QuantumCommand", "QuantumCore"]),
+        .testTarget(name: "QuantumFuzzTargetsTests", dependencies: ["QuantumFuzzTargets"]),
     ]
 )

@@ -26,7 +26,8 @@ public enum Daemon {
         try HostEnvironment.checkTunPrivileges()
 
         let identity = try Identity.loadOrCreate(dataDir: configuration.dataDir,
-                                                 makePrivateKey: { StaticKeyPair.generate().privateKey })
+                                                 makePrivateKey: { StaticKeyPair.generate().privateKey },
+                                                 notice: { logger.notice("\($0)") })
         let keyPair: StaticKeyPair
         do {
             keyPair = try StaticKeyPair(privateKey: identity.privateKey)

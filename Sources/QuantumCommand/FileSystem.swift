@@ -70,14 +70,14 @@ enum FileSystem {
         }
     }
 
-    /// The permission bits of `path`, and whether it is a directory; `nil` when it does not exist.
-    static func status(_ path: String) throws(Failure) -> (mode: mode_t, isDirectory: Bool)? {
+    /// The permission bits of `path`, whether it is a directory, and its owner; `nil` when it does not exist.
+    static func status(_ path: String) throws(Failure) -> (mode: mode_t, isDirectory: Bool, owner: uid_t)? {
         var info = stat()
         guard stat(path, &info) == 0 else {
             if errno == ENOENT { return nil }
             throw .errno()
         }
-        return (info.st_mode & 0o7777, info.st_mode & S_IFMT == S_IFDIR)
+        return (info.st_mode & 0o7777, info.st_mode & S_IFMT == S_IFDIR, info.st_uid)
     }
 
     /// Creates `path` and any missing parents; the last component gets `mode` exactly.

@@ -5,7 +5,7 @@ import QuantumCore
 /// This node's persistent identity, kept in the data directory across restarts:
 /// `machine-id` (32 lowercase hex digits) and `private.key` (32-byte Curve25519 private key,
 /// base64). Both are created once, mode 0600, and never silently replaced.
-public struct Identity: Sendable, Equatable, CustomStringConvertible {
+public struct Identity: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// 128 random bits as 32 lowercase hex digits; names this node in the datastore.
     public let machineID: String
     /// The static private key, 32 bytes.
@@ -26,15 +26,30 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
 
     /// Shows the machine ID only; the key is never printed.
     public var description: String { "Identity(machineID: \(machineID), privateKey: <redacted>)" }
+    public var debugDescription: String { description }
+    /// What `dump` and the rendering of containing values show: the machine ID only.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["machineID": machineID, "privateKey": "<redacted>"], displayStyle: .struct)
+    }
 
     /// Loads the identity from `dataDir`, creating the directory (mode 0700) and any missing
-    /// file on first start. A group- or world-accessible directory is tightened to 0700, a
-    /// readable key file to 0600. A corrupt, truncated or unreadable file is an error and is
-    /// left as it is.
+    /// file on first start. A corrupt, truncated or unreadable file is an error and is left
+    /// as it is.
     ///
-    /// - Parameter makePrivateKey: makes a fresh 32-byte private key when none exists yet.
-    public static func loadOrCreate(dataDir: String, makePrivateKey: () -> [UInt8]) throws(Failure) -> Identity {
-        try prepareDirectory(dataDir)
+    /// The private key's exposure is refused, not repaired: a data directory or key file
+    /// owned by another user, or open to group or others, stops the start with a line
+    /// naming the path, its owner and mode, and the command that fixes it — quietly
+    /// tightening it would hide that the key may already have been read. One exception: a
+    /// directory that holds no private key yet (scripts create it with `mkdir -p`, mode 0755)
+    /// has exposed nothing, so it is tightened to 0700 before the key is made, and `notice`
+    /// is told so.
+    ///
+    /// - Parameters:
+    ///   - makePrivateKey: makes a fresh 32-byte private key when none exists yet.
+    ///   - notice: receives a line for each thing changed on disk besides new files.
+    public static func loadOrCreate(dataDir: String, makePrivateKey: () -> [UInt8],
+                                    notice: (String) -> Void = { _ in }) throws(Failure) -> Identity {
+        try prepareDirectory(dataDir, notice: notice)
         let machineIDPath = path(dataDir, machineIDFile)
         let machineID: String
         if let text = try readText(machineIDPath) {
@@ -50,12 +65,12 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
 
         let keyPath = path(dataDir, privateKeyFile)
         let privateKey: [UInt8]
+        try checkSecretFile(keyPath)
         if let text = try readText(keyPath) {
             guard let parsed = parsePrivateKey(text) else {
                 throw Failure(description: "\(keyPath) is corrupt: expected the base64 text of a 32-byte key; "
                     + "restore it from a backup or remove it to take a new key")
             }
-            try tightenFile(keyPath)
             privateKey = parsed
         } else {
             privateKey = makePrivateKey()
@@ -77,7 +92,7 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
 
     /// Records the private address this node holds, so that a restart can ask for it again.
     public static func recordPrivateIP(_ address: IPv4Address, dataDir: String) throws(Failure) {
-        try prepareDirectory(dataDir)
+        try prepareDirectory(dataDir, notice: { _ in })
         try write("\(address)\n", to: path(dataDir, privateIPFile))
     }
 
@@ -112,24 +127,51 @@ public struct Identity: Sendable, Equatable, CustomStringConvertible {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
-    private static func prepareDirectory(_ directory: String) throws(Failure) {
+    /// Refuses a file holding a secret (a private key) that is owned by another user or
+    /// readable or writable by group or others; the error names the path, its owner and mode,
+    /// and the command that fixes it. A missing file passes.
+    public static func checkSecretFile(_ filePath: String) throws(Failure) {
+        guard let status = try attempt(filePath, { () throws(FileSystem.Failure) in try FileSystem.status(filePath) }) else {
+            return
+        }
+        if let problem = exposure(of: status, path: filePath, privateMode: 0o600) { throw Failure(description: problem) }
+    }
+
+    /// Creates the data directory, or checks the one that exists (see `loadOrCreate`).
+    private static func prepareDirectory(_ directory: String, notice: (String) -> Void) throws(Failure) {
         let context = "data directory \(directory)"
         guard let status = try attempt(context, { () throws(FileSystem.Failure) in try FileSystem.status(directory) }) else {
             try attempt(context) { () throws(FileSystem.Failure) in try FileSystem.makeDirectory(directory, mode: 0o700) }
             return
         }
         guard status.isDirectory else { throw Failure(description: "\(context) is not a directory") }
-        if status.mode & 0o077 != 0 {
-            try attempt(context) { () throws(FileSystem.Failure) in try FileSystem.changeMode(directory, to: 0o700) }
-        }
+        guard let problem = exposure(of: status, path: directory, privateMode: 0o700) else { return }
+        let keyPath = path(directory, privateKeyFile)
+        let holdsKey = try attempt(keyPath, { () throws(FileSystem.Failure) in try FileSystem.status(keyPath) }) != nil
+        guard status.owner == geteuid(), !holdsKey else { throw Failure(description: problem) }
+        try attempt(context) { () throws(FileSystem.Failure) in try FileSystem.changeMode(directory, to: 0o700) }
+        notice("\(context) had mode \(octal(status.mode)) and no private key yet; set it to 0700 before creating the key")
     }
 
-    private static func tightenFile(_ filePath: String) throws(Failure) {
-        try attempt(filePath) { () throws(FileSystem.Failure) in
-            if let status = try FileSystem.status(filePath), status.mode & 0o077 != 0 {
-                try FileSystem.changeMode(filePath, to: 0o600)
-            }
+    /// Why a secret's file or directory is exposed (another owner, or any group/other
+    /// permission bit), with the fix; nil when it is private to this user.
+    private static func exposure(of status: (mode: mode_t, isDirectory: Bool, owner: uid_t), path: String,
+                                 privateMode: mode_t) -> String? {
+        let user = geteuid()
+        let what = status.isDirectory ? "data directory" : "private key file"
+        let fix = "chown \(user) \(path) && chmod \(octal(privateMode)) \(path)"
+        if status.owner != user {
+            return "\(what) \(path) is owned by uid \(status.owner), not by this user (uid \(user)); refusing to use it. "
+                + "If it is yours, run: \(fix)"
         }
+        guard status.mode & 0o077 != 0 else { return nil }
+        return "\(what) \(path) has mode \(octal(status.mode)): group or others can reach the private key; refusing to use it. "
+            + "Run: chmod \(octal(privateMode)) \(path) (and replace the key if others may have read it)"
+    }
+
+    private static func octal(_ mode: mode_t) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// Runs a file operation, naming `context` in its error.

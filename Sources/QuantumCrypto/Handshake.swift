@@ -116,9 +116,17 @@ public final class Handshaker: Sendable {
     public func makeInitiation(
         peerPublicKey: [UInt8], senderIndex: UInt32, timestamp: TAI64N
     ) throws(HandshakeError) -> (message: [UInt8], state: InitiatorState) {
+        try makeInitiation(peerPublicKey: peerPublicKey, senderIndex: senderIndex, timestamp: timestamp, ephemeral: .init())
+    }
+
+    /// `makeInitiation` with a given ephemeral key, so a pending initiation can be rebuilt
+    /// exactly (the fuzz harness's response corpus stays valid across runs).
+    func makeInitiation(
+        peerPublicKey: [UInt8], senderIndex: UInt32, timestamp: TAI64N, ephemeral: Curve25519.KeyAgreement.PrivateKey
+    ) throws(HandshakeError) -> (message: [UInt8], state: InitiatorState) {
         guard peerPublicKey.count == NoiseIKHandshake.publicKeySize else { throw .invalidPublicKey }
         var noise = NoiseIKHandshake(initiator: localKeys, responderStatic: peerPublicKey, prologue: WireFormat.prologue)
-        let body = try noise.writeInitiation(payload: timestamp.bytes)
+        let body = try noise.writeInitiation(payload: timestamp.bytes, ephemeral: ephemeral)
         var message = [UInt8](repeating: 0, count: WireFormat.initiationSize)
         message[0] = MessageType.initiation.rawValue
         Self.storeIndex(senderIndex, in: &message, at: WireFormat.senderIndexOffset)

@@ -183,7 +183,7 @@ public final class EtcdClient: Datastore {
         let answer = try await call("/v3/kv/range", request, as: EtcdWire.RangeResponse.self)
         let items = try (answer.body.kvs ?? []).map { try decode($0, from: answer.endpoint, path: "/v3/kv/range") }
         do {
-            return (items, try EtcdWire.int64(answer.body.header?.revision, "header.revision"))
+            return (items, try EtcdWire.revision(answer.body.header?.revision, "header.revision"))
         } catch {
             throw DatastoreError.badResponse(endpoint: answer.endpoint, path: "/v3/kv/range", reason: "\(error)")
         }
@@ -508,7 +508,7 @@ public final class EtcdClient: Datastore {
     }
 
     /// What a watch has delivered so far, and when it last heard from etcd.
-    private final class WatchProgress: Sendable {
+    final class WatchProgress: Sendable {
         private struct State {
             var nextRevision: Int64
             var lastMessage = ContinuousClock.now
@@ -610,7 +610,7 @@ public final class EtcdClient: Datastore {
                     }
                     guard let result = message.result else { continue }
                     if result.canceled == true {
-                        let compacted = (try? EtcdWire.int64(result.compactRevision, "compact_revision")) ?? 0
+                        let compacted = (try? EtcdWire.revision(result.compactRevision, "compact_revision")) ?? 0
                         if compacted > 0 {
                             throw DatastoreError.compacted(requested: fromRevision, compactRevision: compacted)
                         }
@@ -628,7 +628,7 @@ public final class EtcdClient: Datastore {
                         delivered = true
                         continuation.yield(events)
                         progress.delivered(upTo: last.revision)
-                    } else if let revision = try? EtcdWire.int64(result.header?.revision, "header.revision"), revision > 0,
+                    } else if let revision = try? EtcdWire.revision(result.header?.revision, "header.revision"), revision > 0,
                               result.created != true || progress.nextRevision == 0 {
                         // A progress notification (sent only once the watch has caught up), or the creation
                         // of a watch "from now": everything up to the header revision is delivered.

@@ -97,8 +97,8 @@ enum EtcdWire {
                 throw Malformed("the value of key \(keyText) is not base64")
             }
             return KeyValue(key: keyText, value: Array(valueBytes),
-                            createRevision: try int64(createRevision, "create_revision"),
-                            modRevision: try int64(modRevision, "mod_revision"),
+                            createRevision: try revision(createRevision, "create_revision"),
+                            modRevision: try revision(modRevision, "mod_revision"),
                             lease: try int64(lease, "lease"))
         }
     }
@@ -170,6 +170,15 @@ enum EtcdWire {
     static func int64(_ text: String?, _ field: String) throws -> Int64 {
         guard let text else { return 0 }
         guard let value = Int64(text) else { throw Malformed("field '\(field)' is '\(text)', not an integer") }
+        return value
+    }
+
+    /// A store revision. etcd's are never negative and far below `Int64.max`; a value
+    /// outside that range is a corrupt answer (and the next revision, `revision + 1`,
+    /// would not exist).
+    static func revision(_ text: String?, _ field: String) throws -> Int64 {
+        let value = try int64(text, field)
+        guard value >= 0, value < .max else { throw Malformed("field '\(field)' is \(value), not a store revision") }
         return value
     }
 }

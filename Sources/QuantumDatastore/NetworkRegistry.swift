@@ -465,7 +465,7 @@ public final class NetworkRegistry: Sendable {
     }
 
     /// Replaces the delivered map with a full listing of the nodes and reports the differences.
-    private func resync(_ items: [KeyValue], network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) {
+    func resync(_ items: [KeyValue], network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) {
         var fresh: [IPv4Address: Delivered] = [:]
         fresh.reserveCapacity(items.count)
         for item in items {
@@ -487,7 +487,7 @@ public final class NetworkRegistry: Sendable {
     }
 
     /// Applies one watch message to the delivered map and reports what changed.
-    private func apply(_ events: [WatchEvent], network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) {
+    func apply(_ events: [WatchEvent], network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) {
         let changes: [ParsedNode] = events.map { event in
             switch event {
             case .put(let item):

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import QuantumCommand
 import QuantumCore
 import XCTest
@@ -89,13 +90,74 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(try contents(idPath), bad)
     }
 
-    func testOpenDirectoryIsTightened() throws {
+    func testOpenDirectoryWithoutAKeyIsTightenedWithANotice() throws {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: root)
-        _ = try Identity.loadOrCreate(dataDir: root, makePrivateKey: { [UInt8](repeating: 3, count: 32) })
+        var notices: [String] = []
+        _ = try Identity.loadOrCreate(dataDir: root, makePrivateKey: { [UInt8](repeating: 3, count: 32) },
+                                      notice: { notices.append($0) })
         XCTAssertEqual(try mode(root), 0o700)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: root + "/private.key")
+        XCTAssertEqual(notices.count, 1)
+        XCTAssertTrue(notices.first?.contains("\(root) had mode 0755") == true, "\(notices)")
+    }
+
+    /// Asserts that loading refuses with a line naming `path`, and `words`, and changes nothing.
+    private func assertRefused(_ path: String, mentioning words: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let (keyBefore, modeBefore) = (try contents(root + "/private.key"), try mode(path))
+        XCTAssertThrowsError(try Identity.loadOrCreate(dataDir: root, makePrivateKey: { [] }), file: file, line: line) { error in
+            for word in [path] + words {
+                XCTAssertTrue("\(error)".contains(word), "'\(word)' missing from: \(error)", file: file, line: line)
+            }
+        }
+        XCTAssertEqual(try contents(root + "/private.key"), keyBefore, file: file, line: line)
+        XCTAssertEqual(try mode(path), modeBefore, "nothing is silently fixed", file: file, line: line)
+    }
+
+    func testOpenDirectoryHoldingTheKeyIsRefused() throws {
         _ = try Identity.loadOrCreate(dataDir: root, makePrivateKey: { [UInt8](repeating: 3, count: 32) })
-        XCTAssertEqual(try mode(root + "/private.key"), 0o600)
+        try FileManager.default.setAttributes([.posixPermissions: 0o750], ofItemAtPath: root)
+        try assertRefused(root, mentioning: ["data directory", "mode 0750", "chmod 0700 \(root)"])
+    }
+
+    func testReadableKeyFileIsRefused() throws {
+        _ = try Identity.loadOrCreate(dataDir: root, makePrivateKey: { [UInt8](repeating: 3, count: 32) })
+        let keyPath = root + "/private.key"
+        for exposed in [0o644, 0o640, 0o604, 0o620] {
+            try FileManager.default.setAttributes([.posixPermissions: exposed], ofItemAtPath: keyPath)
+            try assertRefused(keyPath, mentioning: ["private key file", "mode 0\(String(exposed, radix: 8))", "chmod 0600 \(keyPath)"])
+        }
+    }
+
+    func testFilesOwnedByAnotherUserAreRefused() throws {
+        guard geteuid() == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI runs as root"); return }
+            throw XCTSkip("changing a file's owner needs root; CI runs this as root")
+        }
+        _ = try Identity.loadOrCreate(dataDir: root, makePrivateKey: { [UInt8](repeating: 3, count: 32) })
+        let keyPath = root + "/private.key"
+        XCTAssertEqual(chown(keyPath, 65534, 65534), 0)
+        try assertRefused(keyPath, mentioning: ["owned by uid 65534", "chown 0 \(keyPath)"])
+        XCTAssertEqual(chown(keyPath, 0, 0), 0)
+        XCTAssertEqual(chown(root, 65534, 65534), 0)
+        try assertRefused(root, mentioning: ["owned by uid 65534", "chown 0 \(root) && chmod 0700 \(root)"])
+        // Even before a key exists: someone else's directory is not ours to tighten.
+        try FileManager.default.removeItem(atPath: keyPath)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: root)
+        XCTAssertThrowsError(try Identity.loadOrCreate(dataDir: root, makePrivateKey: { [UInt8](repeating: 3, count: 32) }))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: keyPath))
+    }
+
+    func testRenderingsNeverShowThePrivateKey() throws {
+        let key = [UInt8](101...132)
+        let identity = try Identity.loadOrCreate(dataDir: root, makePrivateKey: { key })
+        var dumped = ""
+        dump(identity, to: &dumped)
+        for text in [String(describing: identity), String(reflecting: identity), "\(identity)", "\([identity])", dumped] {
+            XCTAssertTrue(text.contains(identity.machineID), text)
+            for form in [Data(key).base64EncodedString(), key.map { String(format: "%02x", $0) }.joined(), "101, 102, 103",
+                         "101\n"] {
+                XCTAssertFalse(text.contains(form), "the key shows as \(form) in: \(text)")
+            }
+        }
     }
 
     func testDataDirThatIsAFile() throws {

@@ -222,7 +222,7 @@ tc_restart_keeps_address() {
 expect_refused() {
     local address=$1 pattern=$2 rc err=$QT_WORK/refused.err data
     data=$QT_WORK/n2.$address
-    mkdir -p "$data"
+    install -d -m 0700 "$data"
     timeout 30 ip netns exec "$(qt_ns 2)" "$QT_BIN" --datastore-endpoints "$QT_ENDPOINTS" \
         --data-dir "$data" --listen-port "$QT_PORT" --device-name "$QT_DEV" \
         --private-ip "$address" </dev/null >"$err" 2>&1

@@ -365,7 +365,8 @@ qt_node_start() {
     QT_DATA[n]=$data
     QT_PIDFILE[n]=${QT_PIDFILE[n]:-$QT_WORK/n$n.pid}
     log=$(qt_node_log "$n")
-    mkdir -p "$data"
+    # Private, as the daemon requires of a directory that holds its key.
+    install -d -m 0700 "$data"
     local cmd=("$QT_BIN" --datastore-endpoints "$QT_ENDPOINTS" --data-dir "$data"
         --listen-port "$QT_PORT" --device-name "$QT_DEV" --log-level "$QT_LOG_LEVEL"
         --pid-file "${QT_PIDFILE[n]}" "$@")
