@@ -45,18 +45,17 @@ struct CADirectory {
         return certificate
     }
 
-    /// The CA's key; its permissions must not let others read it.
+    /// The CA's key; it must belong to this user and be closed to group and others
+    /// (the same check as a node's private key, `Identity.checkSecretFile`).
     func authority() throws -> CertificateAuthority {
-        let status: (mode: mode_t, isDirectory: Bool)?
+        let exists: Bool
         do {
-            status = try FileSystem.status(keyPath)
+            exists = try FileSystem.status(keyPath) != nil
         } catch {
             throw Failure(description: "\(keyPath): \(error)")
         }
-        guard let status else { throw Failure(description: "\(keyPath) does not exist; create the CA with quantum ca init") }
-        guard status.mode & 0o077 == 0 else {
-            throw Failure(description: "\(keyPath) is readable by others (mode \(String(status.mode & 0o777, radix: 8))); chmod 600 it")
-        }
+        guard exists else { throw Failure(description: "\(keyPath) does not exist; create the CA with quantum ca init") }
+        try Identity.checkSecretFile(keyPath)
         let text = try Self.readText(keyPath)
         do {
             return try CertificateAuthority(keyFileText: text)

@@ -65,7 +65,7 @@ enum FuzzNode {
 ///        then received — so the inner packet checks see arbitrary authenticated bytes
 ///     2  an inner packet read from the TUN device, sealed for its destination
 struct DataPathHarness: FuzzHarness {
-    private let path = PacketPath(worker: 0, localIP: FuzzNode.localIP, control: FuzzNode.controlPlane(), maximumPacket: 1420)
+    private let path = try! PacketPath(worker: 0, localIP: FuzzNode.localIP, control: FuzzNode.controlPlane(), maximumPacket: 1420)
     private let signals = PeerSignals(slots: 2)
 
     func seeds() -> [[UInt8]] {

@@ -41,6 +41,12 @@ public enum FuzzTargets {
                    make: { EtcdWatchHarness() }),
         FuzzTarget(name: "handover", summary: "a rolling restart's handover blob, restored into a control plane",
                    make: { HandoverHarness() }),
+        FuzzTarget(name: "cookie-reply", summary: "a cookie reply: receiver index, then the cookie opened against our mac1",
+                   make: { CookieReplyHarness() }),
+        FuzzTarget(name: "certificate", summary: "a node or CA certificate: decode, then verify for a key and address",
+                   make: { CertificateHarness() }),
+        FuzzTarget(name: "revocation-list", summary: "the CA's revocation list: decode, verify, adopt over an older one",
+                   make: { RevocationListHarness() }),
     ]
 
     /// The target called `name`, if there is one.

@@ -13,6 +13,8 @@ enum FuzzKeys {
     static let backward = SymmetricKey(data: [UInt8](repeating: 0x42, count: AESGCMContext.keySize))
     static let initiationIndex: UInt32 = 0x0102_0304
     static let responseIndex: UInt32 = 0x0A0B_0C0D
+    /// The address the responder reports having seen the initiation come from (192.0.2.1:1099, IPv4-mapped).
+    static let observedEndpoint: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 192, 0, 2, 1, 0x4B, 0x04]
     static let timestamp = TAI64N(unixSeconds: 1_700_000_000, nanoseconds: 0)
 
     /// A key pair from a repeated byte (any 32 bytes are a valid X25519 private key).
@@ -59,7 +61,8 @@ struct InitiationHarness: FuzzHarness {
                   try handshaker.consumeInitiation(bytes)
               })
         else { return }
-        _ = try? handshaker.makeResponse(to: received, senderIndex: FuzzKeys.responseIndex)
+        _ = try? handshaker.makeResponse(to: received, senderIndex: FuzzKeys.responseIndex,
+                                         observedEndpoint: FuzzKeys.observedEndpoint)
     }
 }
 
@@ -73,7 +76,8 @@ struct ResponseHarness: FuzzHarness {
         let responder = Handshaker(localKeys: FuzzKeys.responder)
         let initiation = FuzzKeys.initiation().message
         let received = try! initiation.withUnsafeBytes { bytes throws(HandshakeError) in try responder.consumeInitiation(bytes) }
-        return [try! responder.makeResponse(to: received, senderIndex: FuzzKeys.responseIndex).message]
+        return [try! responder.makeResponse(to: received, senderIndex: FuzzKeys.responseIndex,
+                                            observedEndpoint: FuzzKeys.observedEndpoint).message]
     }
 
     func run(_ input: UnsafeRawBufferPointer) {
@@ -81,7 +85,7 @@ struct ResponseHarness: FuzzHarness {
         guard let message = FuzzKeys.remac(input, size: WireFormat.responseSize, mac1Offset: WireFormat.responseMAC1Offset,
                                            receiver: FuzzKeys.initiator.publicKey),
               let keys = try? message.withUnsafeBytes({ bytes throws(HandshakeError) in
-                  try handshaker.consumeResponse(bytes, state: state)
+                  try handshaker.consumeResponse(bytes, state: state).keys
               })
         else { return }
         _ = try? Session(keys: keys, workers: 1, now: 0)

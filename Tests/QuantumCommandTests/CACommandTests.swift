@@ -104,7 +104,7 @@ final class CACommandTests: XCTestCase {
         try await run(["ca", "init", "--dir", caDir])
         chmod(caDir + "/ca.key", 0o644)
         XCTAssertThrowsError(try CADirectory(path: caDir).authority()) {
-            XCTAssertTrue("\($0)".contains("readable by others"), "\($0)")
+            XCTAssertTrue("\($0)".contains("group or others can reach the private key"), "\($0)")
         }
     }
 

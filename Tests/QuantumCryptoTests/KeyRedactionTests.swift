@@ -23,8 +23,9 @@ final class KeyRedactionTests: XCTestCase {
         let (initiation, pending) = try Handshaker(localKeys: alice).makeInitiation(
             peerPublicKey: bob.publicKey, senderIndex: 7, timestamp: .now())
         let received = try initiation.withUnsafeBytes { try Handshaker(localKeys: bob).consumeInitiation($0) }
-        let (response, responderKeys) = try Handshaker(localKeys: bob).makeResponse(to: received, senderIndex: 9)
-        let initiatorKeys = try response.withUnsafeBytes { try Handshaker(localKeys: alice).consumeResponse($0, state: pending) }
+        let (response, responderKeys) = try Handshaker(localKeys: bob).makeResponse(to: received, senderIndex: 9,
+                                                                                     observedEndpoint: noObservation)
+        let initiatorKeys = try response.withUnsafeBytes { try Handshaker(localKeys: alice).consumeResponse($0, state: pending) }.keys
         let session = try Session(keys: initiatorKeys, workers: 1, now: 0)
         let snapshot = try XCTUnwrap(session.snapshot(now: 5))
         let half = Session.Snapshot.keyMaterialSize / 2
