@@ -211,7 +211,7 @@ public final class Handshaker: Sendable {
 
     /// The mac1 key of messages addressed to the holder of `publicKey`.
     static func mac1Key(for publicKey: [UInt8]) -> SymmetricKey {
-        SymmetricKey(data: Array(SHA256.hash(data: WireFormat.mac1Label + publicKey)))
+        SymmetricKey(data: HandshakeScreen.mac1KeyBytes(for: publicKey))
     }
 
     private static func mac1(_ covered: UnsafeRawBufferPointer, key: SymmetricKey) -> [UInt8] {

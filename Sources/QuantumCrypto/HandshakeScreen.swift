@@ -20,23 +20,21 @@ public struct HandshakeScreen: Sendable {
 
     /// A screen for messages addressed to the holder of `localPublicKey`.
     public init(localPublicKey: [UInt8]) {
-        mac1Key = Array(SHA256.hash(data: WireFormat.mac1Label + localPublicKey))
+        mac1Key = Self.mac1KeyBytes(for: localPublicKey)
+    }
+
+    /// The mac1 key of messages addressed to the holder of `publicKey`.
+    static func mac1KeyBytes(for publicKey: [UInt8]) -> [UInt8] {
+        Array(SHA256.hash(data: WireFormat.mac1Label + publicKey))
     }
 
     /// Checks an initiation or response (by its first byte); any other type is refused as
     /// `wrongSize`, having no handshake size.
     public func check(_ message: UnsafeRawBufferPointer) throws(Refusal) {
-        let size: Int, mac1Offset: Int
-        switch message.first {
-        case MessageType.initiation.rawValue:
-            (size, mac1Offset) = (WireFormat.initiationSize, WireFormat.initiationMAC1Offset)
-        case MessageType.response.rawValue:
-            (size, mac1Offset) = (WireFormat.responseSize, WireFormat.responseMAC1Offset)
-        default:
-            throw .wrongSize
-        }
-        guard message.count == size else { throw .wrongSize }
-        guard hasValidMAC1(message, at: mac1Offset) else { throw .badMAC1 }
+        // mac2 ends both kinds of message.
+        guard let first = message.first, let offsets = WireFormat.macOffsets(ofType: first),
+              message.count == offsets.mac2 + WireFormat.macSize else { throw .wrongSize }
+        guard hasValidMAC1(message, at: offsets.mac1) else { throw .badMAC1 }
     }
 
     /// Whether the `WireFormat.macSize` bytes at `offset` are the mac1 of the bytes before

@@ -30,14 +30,10 @@ final class UsurperTests: XCTestCase {
                                             onRenew: { renewed.set($0) })
         }
         defer { task.cancel() }
-        // Bounded wait for the real event: the genuine mapping is back under a new lease.
-        var restored = false
-        for _ in 0..<500 where !restored {
+        try await eventually("the genuine node writes its mapping back under a new lease") {
             let stored = try await store.get(lease.key)
-            restored = stored.flatMap { try? Mapping.parse(json: $0.value) } == mine && renewed.get() != nil
-            if !restored { try await Task.sleep(for: .milliseconds(10)) }
+            return stored.flatMap { try? Mapping.parse(json: $0.value) } == mine && renewed.get() != nil
         }
-        XCTAssertTrue(restored, "the genuine node did not write its mapping back")
     }
 
     func testClaimOverwritesAnUnreadableOrUncertifiedHolderOnlyWithTheCA() async throws {

@@ -61,6 +61,12 @@ published_candidates() {
 # addresses, publish them, and ping each other over a direct path between the two routers
 # (a capture on the hub shows it); the NAT bindings outlive an idle period longer than the
 # routers' UDP conntrack timeout thanks to --keepalive $NAT_KEEPALIVE.
+# routers_exchanged PCAP A B COUNT: the capture holds at least COUNT datagrams each way
+# between addresses A and B.
+routers_exchanged() {
+    (($(udp_between "$1" "$2" "$3") >= $4 && $(udp_between "$1" "$3" "$2") >= $4))
+}
+
 tc_nat_direct() {
     local ra=$QT_UNDERLAY.11 rb=$QT_UNDERLAY.12 t0 first cap
     qt_step "internet (hub + etcd + n3) and two MASQUERADE routers with n1 and n2 behind them"
@@ -94,7 +100,8 @@ tc_nat_direct() {
     qt_step "20 pings n1 -> n2: the capture on the internet side shows them between the routers"
     ip netns exec "$(qt_ns 1)" ping -n -q -c 20 -i 0.05 -W 2 "${QT_IP[2]}" >/dev/null ||
         qt_fail "the 20 pings n1 -> n2 were not all answered" 1 2
-    sleep 0.5
+    # tcpdump writes each packet as it comes (-U): wait for the 20 pings each way to be in the file.
+    qt_wait_for 5 routers_exchanged "$cap" "$ra" "$rb" 20
     qt_stop_pid "$cap_pid" INT 5
     local ab ba
     ab=$(udp_between "$cap" "$ra" "$rb")
@@ -103,7 +110,12 @@ tc_nat_direct() {
         qt_fail "the capture shows $ab datagrams router A -> B and $ba B -> A for 20 pings and more (want >= 20 each)" 1 2
 
     qt_step "idle for $NAT_IDLE s (conntrack UDP timeout $NAT_UDP_TIMEOUT s); the bindings must survive"
+    # The idle time is the condition under test, not a wait for an event: it must outlast
+    # the routers' conntrack timeout, and only keepalives may cross meanwhile.
+    local kept
+    kept=$(counter 1 persistent_keepalives_sent)
     sleep "$NAT_IDLE"
+    (($(counter 1 persistent_keepalives_sent) > kept)) || qt_fail "n1 sent no persistent keepalive in $NAT_IDLE s idle" 1
     ip netns exec "$(qt_ns 1)" ping -n -q -c 3 -i 0.2 -W 1 "${QT_IP[2]}" >/dev/null ||
         qt_fail "after $NAT_IDLE s idle the first pings n1 -> n2 were lost (NAT binding gone?)" 1 2
     qt_log "figures: start to first direct ping n1 -> n2 through two MASQUERADE routers ${first} s; 20 pings = $ab datagrams A->B, $ba B->A on the internet side; the binding held over ${NAT_IDLE} s idle (conntrack UDP timeout ${NAT_UDP_TIMEOUT} s, --keepalive $NAT_KEEPALIVE)"
@@ -120,7 +132,7 @@ tc_underlay_move() {
     must_ping 1 2
     qt_step "n1 pings n2 at 10 Hz while its underlay address moves to $moved"
     stamped_ping_start move 1 "${QT_IP[2]}" 12
-    sleep 3
+    qt_wait_for 10 replies_at_least move 20 || qt_fail "n1's ping to n2 did not get 20 replies before the move" 1 2
     ip -n "$(qt_ns 1)" addr del "$(qt_underlay_ip 1)/24" dev eth0 &&
         ip -n "$(qt_ns 1)" addr add "$moved/24" dev eth0 &&
         ip -n "$(qt_ns 1)" route add default via "$QT_HUB_IP" dev eth0 || qt_fail "could not move n1's address" 1
