@@ -4,7 +4,7 @@
 # Also checks that a Swift toolchain is reachable.
 set -euo pipefail
 
-PACKAGES=(etcd-server etcd-client iperf3 tcpdump iputils-ping iproute2 libssl-dev python3 procps nftables liblz4-dev systemd)
+PACKAGES=(etcd-server etcd-client iperf3 tcpdump iputils-ping iproute2 libssl-dev python3 procps nftables liblz4-dev systemd ethtool)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
