@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <string.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
@@ -12,20 +13,32 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-int qt_tun_open(const char *name, int multi_queue, char *actual_name) {
+int qt_tun_open(const char *name, int multi_queue, int vnet_header, char *actual_name) {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return -errno;
     struct ifreq request;
     memset(&request, 0, sizeof request);
-    request.ifr_flags = IFF_TUN | IFF_NO_PI | (multi_queue ? IFF_MULTI_QUEUE : 0);
+    request.ifr_flags = IFF_TUN | IFF_NO_PI | (multi_queue ? IFF_MULTI_QUEUE : 0) | (vnet_header ? IFF_VNET_HDR : 0);
     strncpy(request.ifr_name, name, IFNAMSIZ - 1);
-    if (ioctl(fd, TUNSETIFF, &request) < 0) {
+    int header_size = (int)sizeof(struct virtio_net_hdr);
+    if (ioctl(fd, TUNSETIFF, &request) < 0 || (vnet_header && ioctl(fd, TUNSETVNETHDRSZ, &header_size) < 0)) {
         int error = errno;
         close(fd);
         return -error;
     }
     memcpy(actual_name, request.ifr_name, IFNAMSIZ);
     return fd;
+}
+
+int qt_tun_has_vnet_header(int fd) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    if (ioctl(fd, TUNGETIFF, &request) < 0) return -errno;
+    return (request.ifr_flags & IFF_VNET_HDR) != 0;
+}
+
+int qt_tun_set_offload(int fd, unsigned offloads) {
+    return ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads) < 0 ? -errno : 0;
 }
 
 static int set_ipv4(int sock, unsigned long request_code, const char *name, uint32_t value_be) {

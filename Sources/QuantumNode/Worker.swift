@@ -1,3 +1,4 @@
+import CQuantumLinux
 import Glibc
 import QuantumCore
 import QuantumCrypto
@@ -24,6 +25,12 @@ import Synchronization
 //                                  └─ relay envelope ─▶ for another node (--relay): checked, sent on unchanged
 //                                                     ─▶ for this node: its inner message as above
 //
+// With offloads (a TUN queue with a virtio-net header), a TUN read may return a 64 KB TCP
+// super-packet: it lands in the worker's read buffer and TCPSegmentation writes each
+// segment straight into its outgoing slot, at the offset sealing expects. On the way in,
+// opened packets go through a TCPCoalescer, which joins consecutive segments of a flow
+// into one TUN write; everything is written behind a virtio-net header.
+//
 // The per-packet decisions live in PacketPath; this file moves the batches.
 // A worker drains both descriptors in turns of one batch each and sleeps in
 // poll(2) only when both are empty.
@@ -33,8 +40,12 @@ final class Worker: @unchecked Sendable {
     // @unchecked: every mutable field below is touched only by the worker's own
     // thread (`run`); other threads only read `counters`, which are atomics.
 
-    /// Datagrams moved per batch.
+    /// Datagrams moved per batch (and TUN reads per turn).
     static let batchSize = 32
+    /// Outgoing slots with offloads: one 64 KB super-packet fills about 48.
+    static let offloadBatchSize = Int(QT_MAX_BATCH)
+    /// Bytes of the read buffer for super-packets: the virtio-net header and the largest IPv4 packet.
+    static let superPacketCapacity = VirtioNetHeader.size + 65_535
     /// How long TUN reads may fail on every try before the device counts as broken.
     static let tunFailureTime: UInt64 = 1_000_000_000
 
@@ -54,6 +65,13 @@ final class Worker: @unchecked Sendable {
     private var tableGeneration: UInt64 = .max
     /// When the current run of failed TUN reads began (0: the last read did not fail).
     private var tunFailingSince: UInt64 = 0
+    /// Where super-packets are read (queues with a virtio-net header only; its pages are
+    /// touched only as far as packets reach).
+    private let superPacket: UnsafeMutableRawPointer?
+    /// Joins received TCP segments into super-packets (queues that coalesce only).
+    private let coalescer: TCPCoalescer?
+    /// An all-zero virtio-net header, for packets written as they are.
+    private let plainHeader: UnsafeMutableRawPointer
 
     var counters: CounterSet<WorkerCounter> { path.counters }
 
@@ -74,8 +92,18 @@ final class Worker: @unchecked Sendable {
         self.running = Atomic<Bool>(true)
         maximumPacket = Worker.maximumPacket(mtu: mtu)
         let bufferSize = (maximumPacket + WireFormat.relayHeaderSize + WireFormat.transportOverhead + 63) & ~63
-        outgoing = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
+        outgoing = DatagramBatch(capacity: tun.virtioHeader ? Worker.offloadBatchSize : Worker.batchSize,
+                                 bufferSize: bufferSize)
         incoming = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
+        superPacket = tun.virtioHeader ? .allocate(byteCount: Worker.superPacketCapacity, alignment: 64) : nil
+        coalescer = tun.coalescing ? TCPCoalescer() : nil
+        plainHeader = .allocate(byteCount: VirtioNetHeader.size, alignment: 8)
+        plainHeader.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
+    }
+
+    deinit {
+        superPacket?.deallocate()
+        plainHeader.deallocate()
     }
 
     /// The largest inner packet a worker handles: room for what the device may hand us
@@ -117,6 +145,7 @@ final class Worker: @unchecked Sendable {
 
     /// Reads up to one batch from the TUN queue, seals and sends it. Returns packets read.
     private func forwardFromTun(now: UInt64) -> Int {
+        if let superPacket { return forwardSuperPackets(now: now, readingInto: superPacket) }
         var ready = 0
         var read = 0
         while read < Worker.batchSize {
@@ -132,14 +161,61 @@ final class Worker: @unchecked Sendable {
             outgoing.prepare(ready, offset: start - outgoing.buffer(ready), length: total, to: endpoint)
             ready += 1
         }
-        if ready > 0 {
-            let accepted = socket.send(outgoing, count: ready).accepted
-            counters.add(.txPackets, UInt64(accepted))
-            for slot in accepted..<ready {
-                path.dropOutgoing(.dropSendFailed, bytes: Int(outgoing.slots[slot].length) - WireFormat.transportOverhead)
+        sendOutgoing(ready)
+        return read
+    }
+
+    /// `forwardFromTun` for a queue with a virtio-net header: each read lands in `buffer`
+    /// and is cut (or copied) into outgoing slots, which are sent whenever they are all used.
+    private func forwardSuperPackets(now: UInt64, readingInto buffer: UnsafeMutableRawPointer) -> Int {
+        var ready = 0
+        var read = 0
+        while read < Worker.batchSize {
+            let length = tun.read(into: buffer, capacity: Worker.superPacketCapacity)
+            guard length > 0 else {
+                if length < 0 { tunReadFailed(errno: Int32(-length), now: now) }
+                break
+            }
+            tunFailingSince = 0
+            read += 1
+            guard length > VirtioNetHeader.size else {
+                path.dropOutgoing(.dropOffloadMalformed, bytes: length)
+                continue
+            }
+            let packet = UnsafeMutableRawBufferPointer(start: buffer + VirtioNetHeader.size, count: length - VirtioNetHeader.size)
+            let plan: TCPSegmentation.Plan
+            switch TCPSegmentation.plan(VirtioNetHeader(from: buffer), packet: packet, maximumPacket: maximumPacket) {
+            case .success(let planned): plan = planned
+            case .failure:
+                path.dropOutgoing(.dropOffloadMalformed, bytes: packet.count)
+                continue
+            }
+            if plan.count > 1 { counters.add(.tunSuperPacketsSplit) }
+            for index in 0..<plan.count {
+                if ready == outgoing.capacity {
+                    sendOutgoing(ready)
+                    ready = 0
+                }
+                let slot = outgoing.buffer(ready) + WireFormat.relayHeaderSize
+                let segment = TCPSegmentation.writeSegment(index, of: plan, from: UnsafeRawBufferPointer(packet),
+                                                           into: slot + WireFormat.transportHeaderSize)
+                guard let (start, total, endpoint) = path.seal(slot, length: segment, table: table, now: now) else { continue }
+                outgoing.prepare(ready, offset: start - outgoing.buffer(ready), length: total, to: endpoint)
+                ready += 1
             }
         }
+        sendOutgoing(ready)
         return read
+    }
+
+    /// Sends the first `count` prepared outgoing slots and counts what the kernel refused.
+    private func sendOutgoing(_ count: Int) {
+        guard count > 0 else { return }
+        let accepted = socket.send(outgoing, count: count).accepted
+        counters.add(.txPackets, UInt64(accepted))
+        for slot in accepted..<count {
+            path.dropOutgoing(.dropSendFailed, bytes: Int(outgoing.slots[slot].length) - WireFormat.transportOverhead)
+        }
     }
 
     /// Counts a failed TUN read, and stops the worker when the queue is gone
@@ -175,7 +251,11 @@ final class Worker: @unchecked Sendable {
                 continue
             }
             guard let packet = path.open(message, from: incoming.endpoint(slot), table: table, now: now) else { continue }
-            if tun.write(packet.baseAddress!, length: packet.count) == 0 {
+            if let coalescer {
+                coalescer.add(packet) { header, packet, segments in writeToTun(header: header, packet, segments: segments) }
+            } else if tun.virtioHeader {
+                writeToTun(header: plainHeader, packet, segments: 1)
+            } else if tun.write(packet.baseAddress!, length: packet.count) == 0 {
                 counters.add(.rxPackets)
                 counters.add(.rxBytes, UInt64(packet.count))
             } else {
@@ -184,6 +264,22 @@ final class Worker: @unchecked Sendable {
                 path.dropIncoming(.dropTunWrite, bytes: packet.count)
             }
         }
+        coalescer?.flush { header, packet, segments in writeToTun(header: header, packet, segments: segments) }
         return count
+    }
+
+    /// Writes a packet behind its virtio-net header and counts the `segments` received
+    /// packets it carries (their bytes: the packet's, plus the headers the joined ones had).
+    private func writeToTun(header: UnsafeRawPointer, _ packet: UnsafeRawBufferPointer, segments: Int) {
+        let bytes = UInt64(packet.count + (segments - 1) * Int(VirtioNetHeader(from: header).headerLength))
+        if tun.write(header: header, packet: packet) == 0 {
+            counters.add(.rxPackets, UInt64(segments))
+            counters.add(.rxBytes, bytes)
+            if segments > 1 { counters.add(.tunCoalescedWrites) }
+        } else {
+            counters.add(.dropTunWrite, UInt64(segments))
+            counters.add(.rxDroppedPackets, UInt64(segments))
+            counters.add(.rxDroppedBytes, bytes)
+        }
     }
 }

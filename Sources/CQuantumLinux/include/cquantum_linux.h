@@ -26,9 +26,18 @@ struct qt_datagram {
 };
 
 /// Opens one queue of the TUN device `name` (IFF_TUN | IFF_NO_PI, plus
-/// IFF_MULTI_QUEUE when `multi_queue`). `name` may hold a "%d" pattern; the
-/// kernel's chosen name is written to `actual_name` (IFNAMSIZ bytes).
-int qt_tun_open(const char *name, int multi_queue, char *actual_name);
+/// IFF_MULTI_QUEUE when `multi_queue`, plus IFF_VNET_HDR with a 10-byte
+/// struct virtio_net_hdr when `vnet_header`). `name` may hold a "%d" pattern;
+/// the kernel's chosen name is written to `actual_name` (IFNAMSIZ bytes).
+int qt_tun_open(const char *name, int multi_queue, int vnet_header, char *actual_name);
+
+/// Whether the TUN queue `fd` carries a virtio-net header (IFF_VNET_HDR, read with
+/// TUNGETIFF): 1 or 0, or -errno.
+int qt_tun_has_vnet_header(int fd);
+
+/// Sets the offloads (TUN_F_* bits) the device accepts from the stack (TUNSETOFFLOAD).
+/// Returns 0, or -errno (-EINVAL when the kernel does not know a bit).
+int qt_tun_set_offload(int fd, unsigned offloads);
 
 /// Sets the IPv4 address and netmask (network byte order), the MTU and the
 /// up flag of interface `name`. `stage` receives which step failed (1 address,
