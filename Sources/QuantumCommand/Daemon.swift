@@ -229,7 +229,7 @@ public enum Daemon {
             datastore \(configuration.datastoreEndpoints.joined(separator: ",")) prefix \(configuration.datastorePrefix), \
             \(configuration.workers) worker\(configuration.workers == 1 ? "" : "s"), peer map from \(registration.source)
             """)
-        logger.info("\(offloadSummary(configuration, device: device))")
+        logger.info("\(offloadSummary(configuration, device: device, socket: sockets[0]))")
         warnAboutTrust(configuration, trust: trust, logger: logger)
         let notifier = ServiceNotifier(environment: ProcessInfo.processInfo.environment)
         let lease = LeaseRecord()

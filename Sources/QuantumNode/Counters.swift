@@ -57,6 +57,8 @@ public enum WorkerCounter: Int, CounterName {
     /// Super-packets from the TUN queue cut into segments, and writes to it that joined
     /// several received TCP segments.
     case tunSuperPacketsSplit, tunCoalescedWrites
+    /// Trains of segments the kernel refused to send with UDP GSO, sent as separate datagrams.
+    case udpSegmentationFallbacks
 
     public var label: String {
         switch self {
@@ -90,6 +92,7 @@ public enum WorkerCounter: Int, CounterName {
         case .dropOffloadMalformed: "drop_offload_malformed"
         case .tunSuperPacketsSplit: "tun_superpackets_split"
         case .tunCoalescedWrites: "tun_coalesced_writes"
+        case .udpSegmentationFallbacks: "udp_segmentation_fallbacks"
         }
     }
 }

@@ -52,26 +52,30 @@ final class Worker: @unchecked Sendable {
     let index: Int
     let tun: PacketQueue
     let socket: UDPSocket
-    private let path: PacketPath
+    let path: PacketPath
     private let tables: ForwardingTableHolder
     private let poller: Poller
     private let deviceName: String
     private let onFatalError: @Sendable (String) -> Void
     private let running: Atomic<Bool>
-    private let outgoing: DatagramBatch
-    private let incoming: DatagramBatch
-    private let maximumPacket: Int
-    private var table = ForwardingTable.empty
+    let outgoing: DatagramBatch
+    let incoming: DatagramBatch
+    let maximumPacket: Int
+    var table = ForwardingTable.empty
     private var tableGeneration: UInt64 = .max
     /// When the current run of failed TUN reads began (0: the last read did not fail).
-    private var tunFailingSince: UInt64 = 0
+    var tunFailingSince: UInt64 = 0
     /// Where super-packets are read (queues with a virtio-net header only; its pages are
     /// touched only as far as packets reach).
-    private let superPacket: UnsafeMutableRawPointer?
+    let superPacket: UnsafeMutableRawPointer?
     /// Joins received TCP segments into super-packets (queues that coalesce only).
-    private let coalescer: TCPCoalescer?
+    let coalescer: TCPCoalescer?
     /// An all-zero virtio-net header, for packets written as they are.
-    private let plainHeader: UnsafeMutableRawPointer
+    let plainHeader: UnsafeMutableRawPointer
+    /// Whether the socket joins received datagrams (UDP GRO): slots then hold up to 64 KB.
+    let receiveOffload: Bool
+    /// Whether segments of a super-packet are sent as one train per slot (UDP GSO).
+    let segmentationOffload: Bool
 
     var counters: CounterSet<WorkerCounter> { path.counters }
 
@@ -91,10 +95,23 @@ final class Worker: @unchecked Sendable {
         self.onFatalError = onFatalError
         self.running = Atomic<Bool>(true)
         maximumPacket = Worker.maximumPacket(mtu: mtu)
-        let bufferSize = (maximumPacket + WireFormat.relayHeaderSize + WireFormat.transportOverhead + 63) & ~63
+        let packetSlot = (maximumPacket + WireFormat.relayHeaderSize + WireFormat.transportOverhead + 63) & ~63
+        // With offloads, a slot holds a train of sealed segments (UDP GSO) or what UDP GRO
+        // joined; the batches' pages cost memory only once a train or a burst reaches them.
+        let largeSlot = (WireFormat.relayHeaderSize + UDPSocket.maximumSegmentedLength + 63) & ~63
+        if tun.coalescing {
+            receiveOffload = socket.enableReceiveOffload()
+            segmentationOffload = socket.sendOffload
+        } else {
+            // Also undoes what a predecessor set on a handed-over socket.
+            _ = socket.disableReceiveOffload()
+            socket.disableSendOffload()
+            receiveOffload = false
+            segmentationOffload = false
+        }
         outgoing = DatagramBatch(capacity: tun.virtioHeader ? Worker.offloadBatchSize : Worker.batchSize,
-                                 bufferSize: bufferSize)
-        incoming = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
+                                 bufferSize: segmentationOffload ? largeSlot : packetSlot)
+        incoming = DatagramBatch(capacity: Worker.batchSize, bufferSize: receiveOffload ? largeSlot : packetSlot)
         superPacket = tun.virtioHeader ? .allocate(byteCount: Worker.superPacketCapacity, alignment: 64) : nil
         coalescer = tun.coalescing ? TCPCoalescer() : nil
         plainHeader = .allocate(byteCount: VirtioNetHeader.size, alignment: 8)
@@ -161,66 +178,34 @@ final class Worker: @unchecked Sendable {
             outgoing.prepare(ready, offset: start - outgoing.buffer(ready), length: total, to: endpoint)
             ready += 1
         }
-        sendOutgoing(ready)
+        sendOutgoing(ready, datagrams: ready)
         return read
     }
 
-    /// `forwardFromTun` for a queue with a virtio-net header: each read lands in `buffer`
-    /// and is cut (or copied) into outgoing slots, which are sent whenever they are all used.
-    private func forwardSuperPackets(now: UInt64, readingInto buffer: UnsafeMutableRawPointer) -> Int {
-        var ready = 0
-        var read = 0
-        while read < Worker.batchSize {
-            let length = tun.read(into: buffer, capacity: Worker.superPacketCapacity)
-            guard length > 0 else {
-                if length < 0 { tunReadFailed(errno: Int32(-length), now: now) }
-                break
-            }
-            tunFailingSince = 0
-            read += 1
-            guard length > VirtioNetHeader.size else {
-                path.dropOutgoing(.dropOffloadMalformed, bytes: length)
-                continue
-            }
-            let packet = UnsafeMutableRawBufferPointer(start: buffer + VirtioNetHeader.size, count: length - VirtioNetHeader.size)
-            let plan: TCPSegmentation.Plan
-            switch TCPSegmentation.plan(VirtioNetHeader(from: buffer), packet: packet, maximumPacket: maximumPacket) {
-            case .success(let planned): plan = planned
-            case .failure:
-                path.dropOutgoing(.dropOffloadMalformed, bytes: packet.count)
-                continue
-            }
-            if plan.count > 1 { counters.add(.tunSuperPacketsSplit) }
-            for index in 0..<plan.count {
-                if ready == outgoing.capacity {
-                    sendOutgoing(ready)
-                    ready = 0
-                }
-                let slot = outgoing.buffer(ready) + WireFormat.relayHeaderSize
-                let segment = TCPSegmentation.writeSegment(index, of: plan, from: UnsafeRawBufferPointer(packet),
-                                                           into: slot + WireFormat.transportHeaderSize)
-                guard let (start, total, endpoint) = path.seal(slot, length: segment, table: table, now: now) else { continue }
-                outgoing.prepare(ready, offset: start - outgoing.buffer(ready), length: total, to: endpoint)
-                ready += 1
-            }
-        }
-        sendOutgoing(ready)
-        return read
-    }
-
-    /// Sends the first `count` prepared outgoing slots and counts what the kernel refused.
-    private func sendOutgoing(_ count: Int) {
+    /// Sends the first `count` prepared outgoing slots (`datagrams` datagrams in all) and
+    /// counts what the kernel refused. Which slots it refused is not reported: the last
+    /// ones are counted.
+    func sendOutgoing(_ count: Int, datagrams: Int) {
         guard count > 0 else { return }
-        let accepted = socket.send(outgoing, count: count).accepted
-        counters.add(.txPackets, UInt64(accepted))
-        for slot in accepted..<count {
-            path.dropOutgoing(.dropSendFailed, bytes: Int(outgoing.slots[slot].length) - WireFormat.transportOverhead)
+        let result = socket.send(outgoing, count: count)
+        counters.add(.txPackets, UInt64(result.datagramsAccepted))
+        if result.fallbacks > 0 { counters.add(.udpSegmentationFallbacks, UInt64(result.fallbacks)) }
+        let refused = datagrams - result.datagramsAccepted
+        guard refused > 0 else { return }
+        var bytes = 0
+        for slot in result.accepted..<count {
+            let datagram = outgoing.slots[slot], size = Int(datagram.segment_size)
+            let segments = size == 0 ? 1 : (Int(datagram.length) + size - 1) / size
+            bytes += Int(datagram.length) - segments * WireFormat.transportOverhead
         }
+        counters.add(.dropSendFailed, UInt64(refused))
+        counters.add(.txDroppedPackets, UInt64(refused))
+        counters.add(.txDroppedBytes, UInt64(max(bytes, 0)))
     }
 
     /// Counts a failed TUN read, and stops the worker when the queue is gone
     /// (EBADF, EIO, ENODEV, EFAULT) or reads have failed for `tunFailureTime`.
-    private func tunReadFailed(errno code: Int32, now: UInt64) {
+    func tunReadFailed(errno code: Int32, now: UInt64) {
         counters.add(.tunReadErrors)
         if tunFailingSince == 0 { tunFailingSince = now }
         let gone = code == EBADF || code == EIO || code == ENODEV || code == EFAULT
@@ -241,36 +226,49 @@ final class Worker: @unchecked Sendable {
                 path.dropIncoming(.dropMalformed, bytes: Int(datagram.length))
                 continue
             }
-            let message = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
-            if message.first == MessageType.relayEnvelope.rawValue,
-               let next = path.relayTarget(UnsafeRawBufferPointer(message), from: incoming.endpoint(slot), table: table) {
-                // Forwarded as it came, from this worker's socket (sendto, one per envelope).
-                if !socket.send(UnsafeRawBufferPointer(message), to: next) {
-                    path.dropIncoming(.dropSendFailed, bytes: message.count)
-                }
-                continue
-            }
-            guard let packet = path.open(message, from: incoming.endpoint(slot), table: table, now: now) else { continue }
-            if let coalescer {
-                coalescer.add(packet) { header, packet, segments in writeToTun(header: header, packet, segments: segments) }
-            } else if tun.virtioHeader {
-                writeToTun(header: plainHeader, packet, segments: 1)
-            } else if tun.write(packet.baseAddress!, length: packet.count) == 0 {
-                counters.add(.rxPackets)
-                counters.add(.rxBytes, UInt64(packet.count))
-            } else {
-                // ENOBUFS/EAGAIN when the kernel is full, anything else when the device is
-                // broken, which the read side notices and reports.
-                path.dropIncoming(.dropTunWrite, bytes: packet.count)
-            }
+            let source = incoming.endpoint(slot), length = Int(datagram.length)
+            let size = datagram.segment_size == 0 ? length : Int(datagram.segment_size)
+            // One datagram, or several the kernel joined (UDP GRO): each is one message.
+            var offset = 0
+            repeat {
+                deliver(UnsafeMutableRawBufferPointer(start: datagram.buffer + offset, count: min(size, length - offset)),
+                        from: source, now: now)
+                offset += size
+            } while offset < length
         }
         coalescer?.flush { header, packet, segments in writeToTun(header: header, packet, segments: segments) }
         return count
     }
 
+    /// Handles one received datagram: forwards a relay envelope for another node, or opens
+    /// it and writes its packet to the TUN queue (through the coalescer when there is one).
+    private func deliver(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint, now: UInt64) {
+        if message.first == MessageType.relayEnvelope.rawValue,
+           let next = path.relayTarget(UnsafeRawBufferPointer(message), from: source, table: table) {
+            // Forwarded as it came, from this worker's socket (sendto, one per envelope).
+            if !socket.send(UnsafeRawBufferPointer(message), to: next) {
+                path.dropIncoming(.dropSendFailed, bytes: message.count)
+            }
+            return
+        }
+        guard let packet = path.open(message, from: source, table: table, now: now) else { return }
+        if let coalescer {
+            coalescer.add(packet) { header, packet, segments in writeToTun(header: header, packet, segments: segments) }
+        } else if tun.virtioHeader {
+            writeToTun(header: plainHeader, packet, segments: 1)
+        } else if tun.write(packet.baseAddress!, length: packet.count) == 0 {
+            counters.add(.rxPackets)
+            counters.add(.rxBytes, UInt64(packet.count))
+        } else {
+            // ENOBUFS/EAGAIN when the kernel is full, anything else when the device is
+            // broken, which the read side notices and reports.
+            path.dropIncoming(.dropTunWrite, bytes: packet.count)
+        }
+    }
+
     /// Writes a packet behind its virtio-net header and counts the `segments` received
     /// packets it carries (their bytes: the packet's, plus the headers the joined ones had).
-    private func writeToTun(header: UnsafeRawPointer, _ packet: UnsafeRawBufferPointer, segments: Int) {
+    func writeToTun(header: UnsafeRawPointer, _ packet: UnsafeRawBufferPointer, segments: Int) {
         let bytes = UInt64(packet.count + (segments - 1) * Int(VirtioNetHeader(from: header).headerLength))
         if tun.write(header: header, packet: packet) == 0 {
             counters.add(.rxPackets, UInt64(segments))
