@@ -86,6 +86,8 @@ public struct Configuration: Sendable, Equatable {
     public var nodeCert: String?
     /// Whether this node offers itself as relay between peers that cannot reach each other directly.
     public var relay = false
+    /// Whether the TUN device and UDP sockets use the kernel's offloads (`--offload`).
+    public var offload = true
 
     /// The `QUANTUM_*` variables in `environment` that name no option (most likely
     /// mistyped), sorted, each with the option variable it most resembles, if any is close.
@@ -207,7 +209,8 @@ public struct Configuration: Sendable, Equatable {
             keepalive: try sources.required(OptionTable.keepalive).value,
             networkCACert: trustFiles.caCert,
             nodeCert: trustFiles.nodeCert,
-            relay: try sources.required(OptionTable.relay).value)
+            relay: try sources.required(OptionTable.relay).value,
+            offload: try sources.required(OptionTable.offload).value)
     }
 
     /// The floating IPs, each checked against the proposed network (the daemon checks them
@@ -399,6 +402,7 @@ extension Configuration: CustomStringConvertible {
             ("keepalive", keepalive == 0 ? "0" : DurationText.format(seconds: keepalive)),
             ("network-ca-cert", networkCACert), ("node-cert", nodeCert),
             ("relay", "\(relay)"),
+            ("offload", offload ? "on" : "off"),
         ]
         return settings.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
     }

@@ -173,7 +173,8 @@ public enum Daemon {
 
         let device: TunDevice
         do {
-            device = try takeover?.device ?? TunDevice(namePattern: configuration.deviceName, queueCount: configuration.workers)
+            device = try takeover?.device ?? TunDevice(namePattern: configuration.deviceName, queueCount: configuration.workers,
+                                                        offload: configuration.offload)
             if takeover == nil {
                 try device.configure(address: address, network: registration.network.network, mtu: configuration.mtu)
             }
@@ -228,6 +229,7 @@ public enum Daemon {
             datastore \(configuration.datastoreEndpoints.joined(separator: ",")) prefix \(configuration.datastorePrefix), \
             \(configuration.workers) worker\(configuration.workers == 1 ? "" : "s"), peer map from \(registration.source)
             """)
+        logger.info("\(offloadSummary(configuration, device: device, socket: sockets[0]))")
         warnAboutTrust(configuration, trust: trust, logger: logger)
         let notifier = ServiceNotifier(environment: ProcessInfo.processInfo.environment)
         let lease = LeaseRecord()

@@ -283,6 +283,14 @@ public enum OptionTable {
         expected: "true or false"),
         parse: ValueParser.boolean)
 
+    static let offload = TypedOption<Bool>(spec: OptionSpec(
+        "offload", default: "on", valueName: "on|off",
+        summary: "TUN and UDP offloads: 64 KB TCP super-packets from the kernel segmented in the tunnel, "
+            + "received TCP segments coalesced, UDP segmentation and receive coalescing (off: one packet per "
+            + "TUN read and write)",
+        expected: "on or off"),
+        parse: { text in text == "on" ? true : text == "off" ? false : nil })
+
     /// Every option, in `--help` order.
     public static let all: [OptionSpec] = [
         confFile.spec, deviceName.spec, workers.spec, privateIP.spec, listenIP.spec, listenPort.spec,
@@ -299,6 +307,7 @@ public enum OptionTable {
         keepalive.spec,
         networkCACert.spec, nodeCert.spec,
         relay.spec,
+        offload.spec,
     ]
 
     /// The option with this long name (no dashes), if any.

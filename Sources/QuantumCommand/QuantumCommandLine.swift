@@ -118,6 +118,9 @@ public struct QuantumCommandLine: AsyncParsableCommand {
     @Flag(name: OptionTable.relay.spec.names, help: help(OptionTable.relay))
     var relay = false
 
+    @Option(name: OptionTable.offload.spec.names, help: help(OptionTable.offload))
+    var offload: String?
+
     public init() {}
 
     /// The options given on the command line, keyed by long name; a given flag is `true`.
@@ -170,6 +173,7 @@ public struct QuantumCommandLine: AsyncParsableCommand {
             (OptionTable.networkCACert.spec, networkCACert),
             (OptionTable.nodeCert.spec, nodeCert),
             (OptionTable.relay.spec, relay ? "true" : nil),
+            (OptionTable.offload.spec, offload),
         ]
         return Dictionary(uniqueKeysWithValues: values.compactMap { spec, value in value.map { (spec.name, $0) } })
     }

@@ -72,7 +72,8 @@ struct Takeover: Sendable {
         adopted = true
         return Takeover(
             channel: channel, state: state,
-            device: TunDevice(adopting: state.deviceName, queues: message.fds.prefix(state.queueCount).map { PacketQueue(fileDescriptor: $0) }),
+            device: TunDevice(adopting: state.deviceName, fileDescriptors: Array(message.fds.prefix(state.queueCount)),
+                              offload: configuration.offload),
             sockets: message.fds.dropFirst(state.queueCount).map { UDPSocket(adopting: $0, family: family) })
     }
 

@@ -51,6 +51,14 @@ public enum WorkerCounter: Int, CounterName {
     case dropHandshakeMAC2
     /// Cookie replies sent by the worker instead of handing a handshake message on.
     case cookieRepliesSent
+    /// Packets from a TUN queue with a virtio-net header that were refused: a header or
+    /// super-packet that does not add up (see `TCPSegmentation.Refusal`).
+    case dropOffloadMalformed
+    /// Super-packets from the TUN queue cut into segments, and writes to it that joined
+    /// several received TCP segments.
+    case tunSuperPacketsSplit, tunCoalescedWrites
+    /// Trains of segments the kernel refused to send with UDP GSO, sent as separate datagrams.
+    case udpSegmentationFallbacks
 
     public var label: String {
         switch self {
@@ -81,6 +89,10 @@ public enum WorkerCounter: Int, CounterName {
         case .relayRefused: "relay_refused"
         case .dropHandshakeMAC2: "drop_handshake_mac2"
         case .cookieRepliesSent: "cookie_replies_sent"
+        case .dropOffloadMalformed: "drop_offload_malformed"
+        case .tunSuperPacketsSplit: "tun_superpackets_split"
+        case .tunCoalescedWrites: "tun_coalesced_writes"
+        case .udpSegmentationFallbacks: "udp_segmentation_fallbacks"
         }
     }
 }

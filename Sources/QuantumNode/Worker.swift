@@ -1,3 +1,4 @@
+import CQuantumLinux
 import Glibc
 import QuantumCore
 import QuantumCrypto
@@ -24,6 +25,12 @@ import Synchronization
 //                                  └─ relay envelope ─▶ for another node (--relay): checked, sent on unchanged
 //                                                     ─▶ for this node: its inner message as above
 //
+// With offloads (a TUN queue with a virtio-net header), a TUN read may return a 64 KB TCP
+// super-packet: it lands in the worker's read buffer and TCPSegmentation writes each
+// segment straight into its outgoing slot, at the offset sealing expects. On the way in,
+// opened packets go through a TCPCoalescer, which joins consecutive segments of a flow
+// into one TUN write; everything is written behind a virtio-net header.
+//
 // The per-packet decisions live in PacketPath; this file moves the batches.
 // A worker drains both descriptors in turns of one batch each and sleeps in
 // poll(2) only when both are empty.
@@ -33,27 +40,42 @@ final class Worker: @unchecked Sendable {
     // @unchecked: every mutable field below is touched only by the worker's own
     // thread (`run`); other threads only read `counters`, which are atomics.
 
-    /// Datagrams moved per batch.
+    /// Datagrams moved per batch (and TUN reads per turn).
     static let batchSize = 32
+    /// Outgoing slots with offloads: one 64 KB super-packet fills about 48.
+    static let offloadBatchSize = Int(QT_MAX_BATCH)
+    /// Bytes of the read buffer for super-packets: the virtio-net header and the largest IPv4 packet.
+    static let superPacketCapacity = VirtioNetHeader.size + 65_535
     /// How long TUN reads may fail on every try before the device counts as broken.
     static let tunFailureTime: UInt64 = 1_000_000_000
 
     let index: Int
     let tun: PacketQueue
     let socket: UDPSocket
-    private let path: PacketPath
+    let path: PacketPath
     private let tables: ForwardingTableHolder
     private let poller: Poller
     private let deviceName: String
     private let onFatalError: @Sendable (String) -> Void
     private let running: Atomic<Bool>
-    private let outgoing: DatagramBatch
-    private let incoming: DatagramBatch
-    private let maximumPacket: Int
-    private var table = ForwardingTable.empty
+    let outgoing: DatagramBatch
+    let incoming: DatagramBatch
+    let maximumPacket: Int
+    var table = ForwardingTable.empty
     private var tableGeneration: UInt64 = .max
     /// When the current run of failed TUN reads began (0: the last read did not fail).
-    private var tunFailingSince: UInt64 = 0
+    var tunFailingSince: UInt64 = 0
+    /// Where super-packets are read (queues with a virtio-net header only; its pages are
+    /// touched only as far as packets reach).
+    let superPacket: UnsafeMutableRawPointer?
+    /// Joins received TCP segments into super-packets (queues that coalesce only).
+    let coalescer: TCPCoalescer?
+    /// An all-zero virtio-net header, for packets written as they are.
+    let plainHeader: UnsafeMutableRawPointer
+    /// Whether the socket joins received datagrams (UDP GRO): slots then hold up to 64 KB.
+    let receiveOffload: Bool
+    /// Whether segments of a super-packet are sent as one train per slot (UDP GSO).
+    let segmentationOffload: Bool
 
     var counters: CounterSet<WorkerCounter> { path.counters }
 
@@ -73,9 +95,32 @@ final class Worker: @unchecked Sendable {
         self.onFatalError = onFatalError
         self.running = Atomic<Bool>(true)
         maximumPacket = Worker.maximumPacket(mtu: mtu)
-        let bufferSize = (maximumPacket + WireFormat.relayHeaderSize + WireFormat.transportOverhead + 63) & ~63
-        outgoing = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
-        incoming = DatagramBatch(capacity: Worker.batchSize, bufferSize: bufferSize)
+        let packetSlot = (maximumPacket + WireFormat.relayHeaderSize + WireFormat.transportOverhead + 63) & ~63
+        // With offloads, a slot holds a train of sealed segments (UDP GSO) or what UDP GRO
+        // joined; the batches' pages cost memory only once a train or a burst reaches them.
+        let largeSlot = (WireFormat.relayHeaderSize + UDPSocket.maximumSegmentedLength + 63) & ~63
+        if tun.coalescing {
+            receiveOffload = socket.enableReceiveOffload()
+            segmentationOffload = socket.sendOffload
+        } else {
+            // Also undoes what a predecessor set on a handed-over socket.
+            _ = socket.disableReceiveOffload()
+            socket.disableSendOffload()
+            receiveOffload = false
+            segmentationOffload = false
+        }
+        outgoing = DatagramBatch(capacity: tun.virtioHeader ? Worker.offloadBatchSize : Worker.batchSize,
+                                 bufferSize: segmentationOffload ? largeSlot : packetSlot)
+        incoming = DatagramBatch(capacity: Worker.batchSize, bufferSize: receiveOffload ? largeSlot : packetSlot)
+        superPacket = tun.virtioHeader ? .allocate(byteCount: Worker.superPacketCapacity, alignment: 64) : nil
+        coalescer = tun.coalescing ? TCPCoalescer() : nil
+        plainHeader = .allocate(byteCount: VirtioNetHeader.size, alignment: 8)
+        plainHeader.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
+    }
+
+    deinit {
+        superPacket?.deallocate()
+        plainHeader.deallocate()
     }
 
     /// The largest inner packet a worker handles: room for what the device may hand us
@@ -117,6 +162,7 @@ final class Worker: @unchecked Sendable {
 
     /// Reads up to one batch from the TUN queue, seals and sends it. Returns packets read.
     private func forwardFromTun(now: UInt64) -> Int {
+        if let superPacket { return forwardSuperPackets(now: now, readingInto: superPacket) }
         var ready = 0
         var read = 0
         while read < Worker.batchSize {
@@ -132,19 +178,34 @@ final class Worker: @unchecked Sendable {
             outgoing.prepare(ready, offset: start - outgoing.buffer(ready), length: total, to: endpoint)
             ready += 1
         }
-        if ready > 0 {
-            let accepted = socket.send(outgoing, count: ready).accepted
-            counters.add(.txPackets, UInt64(accepted))
-            for slot in accepted..<ready {
-                path.dropOutgoing(.dropSendFailed, bytes: Int(outgoing.slots[slot].length) - WireFormat.transportOverhead)
-            }
-        }
+        sendOutgoing(ready, datagrams: ready)
         return read
+    }
+
+    /// Sends the first `count` prepared outgoing slots (`datagrams` datagrams in all) and
+    /// counts what the kernel refused. Which slots it refused is not reported: the last
+    /// ones are counted.
+    func sendOutgoing(_ count: Int, datagrams: Int) {
+        guard count > 0 else { return }
+        let result = socket.send(outgoing, count: count)
+        counters.add(.txPackets, UInt64(result.datagramsAccepted))
+        if result.fallbacks > 0 { counters.add(.udpSegmentationFallbacks, UInt64(result.fallbacks)) }
+        let refused = datagrams - result.datagramsAccepted
+        guard refused > 0 else { return }
+        var bytes = 0
+        for slot in result.accepted..<count {
+            let datagram = outgoing.slots[slot], size = Int(datagram.segment_size)
+            let segments = size == 0 ? 1 : (Int(datagram.length) + size - 1) / size
+            bytes += Int(datagram.length) - segments * WireFormat.transportOverhead
+        }
+        counters.add(.dropSendFailed, UInt64(refused))
+        counters.add(.txDroppedPackets, UInt64(refused))
+        counters.add(.txDroppedBytes, UInt64(max(bytes, 0)))
     }
 
     /// Counts a failed TUN read, and stops the worker when the queue is gone
     /// (EBADF, EIO, ENODEV, EFAULT) or reads have failed for `tunFailureTime`.
-    private func tunReadFailed(errno code: Int32, now: UInt64) {
+    func tunReadFailed(errno code: Int32, now: UInt64) {
         counters.add(.tunReadErrors)
         if tunFailingSince == 0 { tunFailingSince = now }
         let gone = code == EBADF || code == EIO || code == ENODEV || code == EFAULT
@@ -165,25 +226,58 @@ final class Worker: @unchecked Sendable {
                 path.dropIncoming(.dropMalformed, bytes: Int(datagram.length))
                 continue
             }
-            let message = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
-            if message.first == MessageType.relayEnvelope.rawValue,
-               let next = path.relayTarget(UnsafeRawBufferPointer(message), from: incoming.endpoint(slot), table: table) {
-                // Forwarded as it came, from this worker's socket (sendto, one per envelope).
-                if !socket.send(UnsafeRawBufferPointer(message), to: next) {
-                    path.dropIncoming(.dropSendFailed, bytes: message.count)
-                }
-                continue
-            }
-            guard let packet = path.open(message, from: incoming.endpoint(slot), table: table, now: now) else { continue }
-            if tun.write(packet.baseAddress!, length: packet.count) == 0 {
-                counters.add(.rxPackets)
-                counters.add(.rxBytes, UInt64(packet.count))
-            } else {
-                // ENOBUFS/EAGAIN when the kernel is full, anything else when the device is
-                // broken, which the read side notices and reports.
-                path.dropIncoming(.dropTunWrite, bytes: packet.count)
-            }
+            let source = incoming.endpoint(slot), length = Int(datagram.length)
+            let size = datagram.segment_size == 0 ? length : Int(datagram.segment_size)
+            // One datagram, or several the kernel joined (UDP GRO): each is one message.
+            var offset = 0
+            repeat {
+                deliver(UnsafeMutableRawBufferPointer(start: datagram.buffer + offset, count: min(size, length - offset)),
+                        from: source, now: now)
+                offset += size
+            } while offset < length
         }
+        coalescer?.flush { header, packet, segments in writeToTun(header: header, packet, segments: segments) }
         return count
+    }
+
+    /// Handles one received datagram: forwards a relay envelope for another node, or opens
+    /// it and writes its packet to the TUN queue (through the coalescer when there is one).
+    private func deliver(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint, now: UInt64) {
+        if message.first == MessageType.relayEnvelope.rawValue,
+           let next = path.relayTarget(UnsafeRawBufferPointer(message), from: source, table: table) {
+            // Forwarded as it came, from this worker's socket (sendto, one per envelope).
+            if !socket.send(UnsafeRawBufferPointer(message), to: next) {
+                path.dropIncoming(.dropSendFailed, bytes: message.count)
+            }
+            return
+        }
+        guard let packet = path.open(message, from: source, table: table, now: now) else { return }
+        if let coalescer {
+            coalescer.add(packet) { header, packet, segments in writeToTun(header: header, packet, segments: segments) }
+        } else if tun.virtioHeader {
+            writeToTun(header: plainHeader, packet, segments: 1)
+        } else if tun.write(packet.baseAddress!, length: packet.count) == 0 {
+            counters.add(.rxPackets)
+            counters.add(.rxBytes, UInt64(packet.count))
+        } else {
+            // ENOBUFS/EAGAIN when the kernel is full, anything else when the device is
+            // broken, which the read side notices and reports.
+            path.dropIncoming(.dropTunWrite, bytes: packet.count)
+        }
+    }
+
+    /// Writes a packet behind its virtio-net header and counts the `segments` received
+    /// packets it carries (their bytes: the packet's, plus the headers the joined ones had).
+    func writeToTun(header: UnsafeRawPointer, _ packet: UnsafeRawBufferPointer, segments: Int) {
+        let bytes = UInt64(packet.count + (segments - 1) * Int(VirtioNetHeader(from: header).headerLength))
+        if tun.write(header: header, packet: packet) == 0 {
+            counters.add(.rxPackets, UInt64(segments))
+            counters.add(.rxBytes, bytes)
+            if segments > 1 { counters.add(.tunCoalescedWrites) }
+        } else {
+            counters.add(.dropTunWrite, UInt64(segments))
+            counters.add(.rxDroppedPackets, UInt64(segments))
+            counters.add(.rxDroppedBytes, bytes)
+        }
     }
 }

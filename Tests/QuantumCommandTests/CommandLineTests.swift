@@ -5,7 +5,7 @@ final class CommandLineTests: XCTestCase {
     func testHelpListsEveryOptionWithEnvironmentAndDefault() {
         let help = QuantumCommandLine.helpMessage(columns: 400)
             .split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        XCTAssertEqual(OptionTable.all.count, 47)
+        XCTAssertEqual(OptionTable.all.count, 48)
         for spec in OptionTable.all {
             // `--listen-port <port>`, or `--listen-ip, -ip <address>` when upstream's alias follows.
             XCTAssertTrue(help.contains(spec.flag + " ") || help.contains(spec.flag + ","), "help lacks \(spec.flag)")

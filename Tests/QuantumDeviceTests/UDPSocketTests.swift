@@ -5,7 +5,7 @@ import QuantumCore
 @testable import QuantumDevice
 
 final class UDPSocketTests: XCTestCase {
-    private let loopback = IPv4Address("127.0.0.1")!
+    let loopback = IPv4Address("127.0.0.1")!
     private var sockets: [UDPSocket] = []
 
     override func tearDown() {
@@ -13,7 +13,7 @@ final class UDPSocketTests: XCTestCase {
         sockets = []
     }
 
-    private func open(_ family: UDPSocket.Family = .ipv4, _ address: String? = "127.0.0.1", port: UInt16 = 0) throws -> UDPSocket {
+    func open(_ family: UDPSocket.Family = .ipv4, _ address: String? = "127.0.0.1", port: UInt16 = 0) throws -> UDPSocket {
         let socket = try UDPSocket(family: family, bindAddress: address, port: port)
         sockets.append(socket)
         return socket
@@ -21,7 +21,7 @@ final class UDPSocketTests: XCTestCase {
 
     /// What a test throws when the machine lacks what it needs: a loud skip on a developer's
     /// machine, a failure under CI (whose machine must provide it).
-    private func unavailable(_ reason: String) -> any Error {
+    func unavailable(_ reason: String) -> any Error {
         if ProcessInfo.processInfo.environment["CI"] != nil {
             return MissingUnderCI(reason: reason)
         }
@@ -29,7 +29,7 @@ final class UDPSocketTests: XCTestCase {
     }
 
     /// Receives until `expected` datagrams are in the batch (or a second passes); returns how many arrived.
-    private func receive(_ socket: UDPSocket, into batch: DatagramBatch, expected: Int) -> Int {
+    func receive(_ socket: UDPSocket, into batch: DatagramBatch, expected: Int) -> Int {
         let deadline = ContinuousClock.now + .seconds(1)
         var fds = pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0)
         while ContinuousClock.now < deadline {
@@ -41,11 +41,11 @@ final class UDPSocketTests: XCTestCase {
         return 0
     }
 
-    private func fill(_ batch: DatagramBatch, _ index: Int, with bytes: [UInt8]) {
+    func fill(_ batch: DatagramBatch, _ index: Int, with bytes: [UInt8]) {
         bytes.withUnsafeBytes { batch.buffer(index).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }
 
-    private func contents(_ batch: DatagramBatch, _ index: Int) -> [UInt8] {
+    func contents(_ batch: DatagramBatch, _ index: Int) -> [UInt8] {
         Array(UnsafeRawBufferPointer(start: batch.buffer(index), count: Int(batch.slots[index].length)))
     }
 
