@@ -214,15 +214,38 @@ extension UDPSocketTests {
         XCTAssertEqual(collect(receiver, bytes: payload.count), datagrams(payload, size: 100))
     }
 
-    func testReceivedSlotsAreSingleDatagramsWithoutReceiveOffload() throws {
+    func testReceivedSlotsOfOneDatagramReportNoSegmentSize() throws {
         let sender = try open(), receiver = try open()
-        let batch = DatagramBatch(capacity: 2, bufferSize: 64)
+        let outgoing = DatagramBatch(capacity: 2, bufferSize: 64)
         for index in 0..<2 {
-            fill(batch, index, with: [UInt8(index)])
-            batch.prepare(index, length: 1, to: endpoint(receiver), segmentSize: 1)
+            fill(outgoing, index, with: [UInt8(index)])
+            // A segment size not below the length: one plain datagram.
+            outgoing.prepare(index, length: 1, to: endpoint(receiver), segmentSize: 1 + index)
         }
-        XCTAssertEqual(sender.send(batch, count: 2), UDPSocket.SendResult(accepted: 2, datagramsAccepted: 2))
-        XCTAssertEqual(collect(receiver, bytes: 2), [ReceivedSlot(bytes: [0], segmentSize: 0), ReceivedSlot(bytes: [1], segmentSize: 0)])
+        XCTAssertEqual(sender.send(outgoing, count: 2), UDPSocket.SendResult(accepted: 2, datagramsAccepted: 2))
+        // Received into slots last prepared for a GSO send: the stale segment size is cleared.
+        let incoming = DatagramBatch(capacity: 2, bufferSize: 4096)
+        for index in 0..<2 { incoming.prepare(index, length: 2100, to: endpoint(sender), segmentSize: 700) }
+        var seen: [ReceivedSlot] = []
+        while seen.count < 2 {
+            let count = receive(receiver, into: incoming, expected: 2 - seen.count)
+            guard count > 0 else { return XCTFail("datagrams missing") }
+            seen += (0..<count).map { ReceivedSlot(bytes: contents(incoming, $0), segmentSize: incoming.segmentSize($0)) }
+        }
+        XCTAssertEqual(seen, [ReceivedSlot(bytes: [0], segmentSize: 0), ReceivedSlot(bytes: [1], segmentSize: 0)])
+    }
+
+    func testReceiveAfterPrepareWithOffsetStaysInsideTheBuffer() throws {
+        let sender = try open(), receiver = try open()
+        let batch = DatagramBatch(capacity: 2, bufferSize: 256)
+        batch.prepare(0, offset: 100, length: 0, to: endpoint(sender))
+        let payload = pattern(256, seed: 60)
+        XCTAssertTrue(payload.withUnsafeBytes { sender.send($0, to: endpoint(receiver)) })
+        XCTAssertEqual(receive(receiver, into: batch, expected: 1), 1)
+        XCTAssertEqual(batch.slots[0].truncated, 1)
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: batch.slots[0].buffer, count: Int(batch.slots[0].length))),
+                       Array(payload.prefix(156)))
+        XCTAssertEqual(batch.buffer(1).load(as: UInt8.self), 0, "the next slot's buffer is untouched")
     }
 
     func testLargeBatchBuffersCostNoMemoryUntilTouched() throws {
