@@ -96,6 +96,30 @@ extension UDPSocketTests {
         XCTAssertEqual(collect(receiver, bytes: payload.count, bufferSize: 65_536), datagrams(payload, size: 1000))
     }
 
+    func testDualStackSocketsSegmentAndCoalesceOverIPv4AndIPv6() throws {
+        // The daemon's default: IPv6 sockets that reach IPv4 peers through mapped addresses.
+        let sender: UDPSocket, receiver: UDPSocket
+        do {
+            sender = try open(.ipv6, nil)
+            receiver = try open(.ipv6, nil)
+        } catch {
+            throw unavailable("no dual-stack sockets: \(error)")
+        }
+        try requireSendOffload(sender)
+        try requireReceiveOffload(receiver)
+        let payload = pattern(5 * 1200 + 99, seed: 5)
+        let batch = DatagramBatch(capacity: 2, bufferSize: 8192)
+        let destinations = [UDPEndpoint(loopback, port: receiver.localPort, family: .ipv6),
+                            UDPEndpoint(IPv6Address("::1")!, port: receiver.localPort)]
+        for (index, destination) in destinations.enumerated() {
+            fill(batch, index, with: payload)
+            batch.prepare(index, length: payload.count, to: destination, segmentSize: 1200)
+        }
+        XCTAssertEqual(sender.send(batch, count: 2), UDPSocket.SendResult(accepted: 2, datagramsAccepted: 12))
+        XCTAssertEqual(collect(receiver, bytes: 2 * payload.count, bufferSize: 65_536),
+                       Array(repeating: ReceivedSlot(bytes: payload, segmentSize: 1200), count: 2))
+    }
+
     func testCoalescedSlotLargerThanItsBufferIsFlaggedTruncated() throws {
         let sender = try open(), receiver = try open()
         try requireSendOffload(sender)
