@@ -272,6 +272,25 @@ extension UDPSocketTests {
         XCTAssertEqual(batch.buffer(1).load(as: UInt8.self), 0, "the next slot's buffer is untouched")
     }
 
+    func testAdoptedSocketKeepsItsReceiveOffloadAndProbesSendOffload() throws {
+        let original = try open()
+        try requireSendOffload(original)
+        try requireReceiveOffload(original)
+        // As a rolling restart hands it over: the same socket under another descriptor.
+        let adopted = UDPSocket(adopting: dup(original.fileDescriptor), family: .ipv4)
+        sockets.append(adopted)
+        XCTAssertTrue(adopted.sendOffload)
+        XCTAssertTrue(adopted.receiveOffload)
+        XCTAssertTrue(adopted.disableReceiveOffload())
+        XCTAssertFalse(original.receiveOffload, "one socket, one setting")
+        // Send offload state belongs to the value (and its copies), not to the descriptor.
+        adopted.disableSendOffload()
+        XCTAssertFalse(adopted.sendOffload)
+        XCTAssertTrue(original.sendOffload)
+        let copy = adopted
+        XCTAssertFalse(copy.sendOffload)
+    }
+
     func testLargeBatchBuffersCostNoMemoryUntilTouched() throws {
         let size = 65_535 + 128, capacity = 64  // the most slots a batch has (QT_MAX_BATCH)
         let batch = DatagramBatch(capacity: capacity, bufferSize: size)
