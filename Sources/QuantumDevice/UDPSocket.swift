@@ -255,7 +255,7 @@ public final class DatagramBatch: @unchecked Sendable {
     /// Allocates `capacity` (at most QT_MAX_BATCH) slots of `bufferSize` bytes each.
     public init(capacity: Int, bufferSize: Int) {
         precondition(capacity >= 1 && capacity <= Int(QT_MAX_BATCH))
-        precondition(bufferSize >= 1 && bufferSize <= Int(UInt32.max) / capacity)
+        precondition(bufferSize >= 1 && bufferSize <= Int(UInt32.max))
         self.capacity = capacity
         self.bufferSize = bufferSize
         mappedSize = capacity * bufferSize

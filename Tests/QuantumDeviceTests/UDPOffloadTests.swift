@@ -96,6 +96,30 @@ extension UDPSocketTests {
         XCTAssertEqual(collect(receiver, bytes: payload.count, bufferSize: 65_536), datagrams(payload, size: 1000))
     }
 
+    func testDualStackSocketsSegmentAndCoalesceOverIPv4AndIPv6() throws {
+        // The daemon's default: IPv6 sockets that reach IPv4 peers through mapped addresses.
+        let sender: UDPSocket, receiver: UDPSocket
+        do {
+            sender = try open(.ipv6, nil)
+            receiver = try open(.ipv6, nil)
+        } catch {
+            throw unavailable("no dual-stack sockets: \(error)")
+        }
+        try requireSendOffload(sender)
+        try requireReceiveOffload(receiver)
+        let payload = pattern(5 * 1200 + 99, seed: 5)
+        let batch = DatagramBatch(capacity: 2, bufferSize: 8192)
+        let destinations = [UDPEndpoint(loopback, port: receiver.localPort, family: .ipv6),
+                            UDPEndpoint(IPv6Address("::1")!, port: receiver.localPort)]
+        for (index, destination) in destinations.enumerated() {
+            fill(batch, index, with: payload)
+            batch.prepare(index, length: payload.count, to: destination, segmentSize: 1200)
+        }
+        XCTAssertEqual(sender.send(batch, count: 2), UDPSocket.SendResult(accepted: 2, datagramsAccepted: 12))
+        XCTAssertEqual(collect(receiver, bytes: 2 * payload.count, bufferSize: 65_536),
+                       Array(repeating: ReceivedSlot(bytes: payload, segmentSize: 1200), count: 2))
+    }
+
     func testCoalescedSlotLargerThanItsBufferIsFlaggedTruncated() throws {
         let sender = try open(), receiver = try open()
         try requireSendOffload(sender)
@@ -214,15 +238,57 @@ extension UDPSocketTests {
         XCTAssertEqual(collect(receiver, bytes: payload.count), datagrams(payload, size: 100))
     }
 
-    func testReceivedSlotsAreSingleDatagramsWithoutReceiveOffload() throws {
+    func testReceivedSlotsOfOneDatagramReportNoSegmentSize() throws {
         let sender = try open(), receiver = try open()
-        let batch = DatagramBatch(capacity: 2, bufferSize: 64)
+        let outgoing = DatagramBatch(capacity: 2, bufferSize: 64)
         for index in 0..<2 {
-            fill(batch, index, with: [UInt8(index)])
-            batch.prepare(index, length: 1, to: endpoint(receiver), segmentSize: 1)
+            fill(outgoing, index, with: [UInt8(index)])
+            // A segment size not below the length: one plain datagram.
+            outgoing.prepare(index, length: 1, to: endpoint(receiver), segmentSize: 1 + index)
         }
-        XCTAssertEqual(sender.send(batch, count: 2), UDPSocket.SendResult(accepted: 2, datagramsAccepted: 2))
-        XCTAssertEqual(collect(receiver, bytes: 2), [ReceivedSlot(bytes: [0], segmentSize: 0), ReceivedSlot(bytes: [1], segmentSize: 0)])
+        XCTAssertEqual(sender.send(outgoing, count: 2), UDPSocket.SendResult(accepted: 2, datagramsAccepted: 2))
+        // Received into slots last prepared for a GSO send: the stale segment size is cleared.
+        let incoming = DatagramBatch(capacity: 2, bufferSize: 4096)
+        for index in 0..<2 { incoming.prepare(index, length: 2100, to: endpoint(sender), segmentSize: 700) }
+        var seen: [ReceivedSlot] = []
+        while seen.count < 2 {
+            let count = receive(receiver, into: incoming, expected: 2 - seen.count)
+            guard count > 0 else { return XCTFail("datagrams missing") }
+            seen += (0..<count).map { ReceivedSlot(bytes: contents(incoming, $0), segmentSize: incoming.segmentSize($0)) }
+        }
+        XCTAssertEqual(seen, [ReceivedSlot(bytes: [0], segmentSize: 0), ReceivedSlot(bytes: [1], segmentSize: 0)])
+    }
+
+    func testReceiveAfterPrepareWithOffsetStaysInsideTheBuffer() throws {
+        let sender = try open(), receiver = try open()
+        let batch = DatagramBatch(capacity: 2, bufferSize: 256)
+        batch.prepare(0, offset: 100, length: 0, to: endpoint(sender))
+        let payload = pattern(256, seed: 60)
+        XCTAssertTrue(payload.withUnsafeBytes { sender.send($0, to: endpoint(receiver)) })
+        XCTAssertEqual(receive(receiver, into: batch, expected: 1), 1)
+        XCTAssertEqual(batch.slots[0].truncated, 1)
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: batch.slots[0].buffer, count: Int(batch.slots[0].length))),
+                       Array(payload.prefix(156)))
+        XCTAssertEqual(batch.buffer(1).load(as: UInt8.self), 0, "the next slot's buffer is untouched")
+    }
+
+    func testAdoptedSocketKeepsItsReceiveOffloadAndProbesSendOffload() throws {
+        let original = try open()
+        try requireSendOffload(original)
+        try requireReceiveOffload(original)
+        // As a rolling restart hands it over: the same socket under another descriptor.
+        let adopted = UDPSocket(adopting: dup(original.fileDescriptor), family: .ipv4)
+        sockets.append(adopted)
+        XCTAssertTrue(adopted.sendOffload)
+        XCTAssertTrue(adopted.receiveOffload)
+        XCTAssertTrue(adopted.disableReceiveOffload())
+        XCTAssertFalse(original.receiveOffload, "one socket, one setting")
+        // Send offload state belongs to the value (and its copies), not to the descriptor.
+        adopted.disableSendOffload()
+        XCTAssertFalse(adopted.sendOffload)
+        XCTAssertTrue(original.sendOffload)
+        let copy = adopted
+        XCTAssertFalse(copy.sendOffload)
     }
 
     func testLargeBatchBuffersCostNoMemoryUntilTouched() throws {

@@ -6,7 +6,7 @@ import QuantumCore
 
 final class UDPSocketTests: XCTestCase {
     let loopback = IPv4Address("127.0.0.1")!
-    private var sockets: [UDPSocket] = []
+    var sockets: [UDPSocket] = []
 
     override func tearDown() {
         sockets.forEach { $0.close() }

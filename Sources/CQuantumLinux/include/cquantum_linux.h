@@ -1,5 +1,5 @@
 // The Linux interfaces Swift cannot express cleanly: TUN ioctls, interface
-// configuration ioctls and batched datagram I/O (recvmmsg/sendmmsg).
+// configuration ioctls and batched datagram I/O (recvmmsg/sendmmsg, UDP GSO and GRO).
 // Every function returns >= 0 on success and -errno on failure.
 #ifndef CQUANTUM_LINUX_H
 #define CQUANTUM_LINUX_H
