@@ -166,7 +166,7 @@ final class Worker: @unchecked Sendable {
                 continue
             }
             let message = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
-            if message.first == MessageType.relayEnvelope.rawValue,
+            if message.count > 0, message[0] == MessageType.relayEnvelope.rawValue,
                let next = path.relayTarget(UnsafeRawBufferPointer(message), from: incoming.endpoint(slot), table: table) {
                 // Forwarded as it came, from this worker's socket (sendto, one per envelope).
                 if !socket.send(UnsafeRawBufferPointer(message), to: next) {
