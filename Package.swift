@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "quantum", targets: ["quantum"]),
+        // The engine's layers as a library, for the micro-benchmarks in Benchmarks/ (their own package).
+        .library(name: "QuantumEngine", targets: ["QuantumCore", "QuantumCrypto", "QuantumNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -110,7 +112,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "QuantumNodeTests", dependencies: ["QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice", "QuantumDatastore"]),
+        // Counts the heap allocations of data-path threads (malloc interposer; test binary only).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
+        .testTarget(name: "QuantumNodeTests", dependencies: [
+            "QuantumNode", "QuantumCrypto", "QuantumCore", "QuantumDevice", "QuantumDatastore", "CAllocationCounter",
+        ]),
         .testTarget(name: "QuantumStatsTests", dependencies: [
             "QuantumStats", "QuantumNode", "QuantumCore", "QuantumDatastore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

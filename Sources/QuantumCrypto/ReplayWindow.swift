@@ -72,9 +72,12 @@ public struct ReplayWindow: Sendable, Codable, Equatable {
         let oldBlock = highest / UInt64(Self.wordBits)
         if isEmpty || newBlock - oldBlock >= UInt64(Self.wordCount) {
             for i in bitmap.indices { bitmap[i] = 0 }
-        } else if newBlock > oldBlock {
-            for block in (oldBlock + 1)...newBlock {
+        } else {
+            // A while loop: iterating a ClosedRange<UInt64> allocates in unoptimized builds.
+            var block = oldBlock + 1
+            while block <= newBlock {
                 bitmap[Int(block % UInt64(Self.wordCount))] = 0
+                block += 1
             }
         }
         highest = counter

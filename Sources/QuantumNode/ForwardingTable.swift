@@ -47,7 +47,7 @@ public final class PeerSignals: Sendable {
 /// whole: workers never wait for it and never see half an update.
 public final class ForwardingTable: Sendable {
     /// Where packets for one private address go.
-    struct Route: Sendable {
+    public struct Route: Sendable {
         let privateIP: IPv4Address
         let endpoint: UDPEndpoint?
         /// The session to seal with; nil until a handshake completed.
@@ -113,7 +113,7 @@ public final class ForwardingTable: Sendable {
     /// The route for a packet to `destination`: its peer (or the holder of that floating IP),
     /// else the gateway when the destination is outside the network. O(1), allocation-free.
     @inline(__always)
-    func route(to destination: IPv4Address) -> Route? {
+    public func route(to destination: IPv4Address) -> Route? {
         if let route = routes[destination] { return route }
         guard let gatewayRoute, let network, !network.contains(destination) else { return nil }
         return gatewayRoute

@@ -119,13 +119,18 @@ public final class Node: Sendable {
     public func start() {
         spawn(name: "quantum-control") { [control] in control.run() }
         for worker in workers {
-            spawn(name: "quantum-worker-\(worker.index)") { worker.run() }
+            spawn(name: "\(Node.workerThreadPrefix)\(worker.index)") { worker.run() }
         }
     }
+
+    /// Worker threads are named this plus their index (a Linux thread name holds 15 bytes:
+    /// room for the index, and tests find the workers by it).
+    static let workerThreadPrefix = "quantum-wk-"
 
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
         finished.enter()
         let thread = Thread { [finished] in
+            nameCurrentThread(name)
             body()
             finished.leave()
         }

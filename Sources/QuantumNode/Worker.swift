@@ -243,7 +243,7 @@ final class Worker: @unchecked Sendable {
     /// Handles one received datagram: forwards a relay envelope for another node, or opens
     /// it and writes its packet to the TUN queue (through the coalescer when there is one).
     private func deliver(_ message: UnsafeMutableRawBufferPointer, from source: UDPEndpoint, now: UInt64) {
-        if message.first == MessageType.relayEnvelope.rawValue,
+        if message.count > 0, message[0] == MessageType.relayEnvelope.rawValue,
            let next = path.relayTarget(UnsafeRawBufferPointer(message), from: source, table: table) {
             // Forwarded as it came, from this worker's socket (sendto, one per envelope).
             if !socket.send(UnsafeRawBufferPointer(message), to: next) {

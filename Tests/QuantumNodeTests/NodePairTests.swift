@@ -47,8 +47,8 @@ final class NodePairTests: XCTestCase {
     }
 
     /// One engine with its socket on IPv4 loopback, or (with `overIPv6`) on `::1` with IPv4 disabled.
-    private func makeSide(_ address: String, keyPair: StaticKeyPair = .generate(), overIPv6: Bool = false,
-                          removalGrace: UInt64 = 120_000_000_000) throws -> Side {
+    func makeSide(_ address: String, keyPair: StaticKeyPair = .generate(), overIPv6: Bool = false,
+                  removalGrace: UInt64 = 120_000_000_000, compression: Bool = false) throws -> Side {
         let (engineEnd, kernelEnd) = try PacketQueue.pair()
         descriptors += [engineEnd, kernelEnd]
         let socket = try openSocket(overIPv6: overIPv6)
@@ -56,24 +56,24 @@ final class NodePairTests: XCTestCase {
         var logger = Logger(label: "test-\(address)")
         logger.logLevel = .warning
         let settings = Node.Settings(privateIP: privateIP, mtu: 1420, useIPv4: !overIPv6, useIPv6: overIPv6,
-                                     removalGrace: removalGrace)
+                                     removalGrace: removalGrace, compression: compression)
         let node = try Node(settings: settings, keyPair: keyPair, queues: [engineEnd], sockets: [socket], logger: logger)
         let mapping = Mapping(machineID: String(repeating: "ab", count: 16), privateIP: privateIP,
                               ipv4: overIPv6 ? nil : IPv4Address("127.0.0.1"),
                               ipv6: overIPv6 ? IPv6Address("::1") : nil, port: socket.localPort,
-                              publicKey: keyPair.publicKey)
+                              publicKey: keyPair.publicKey, plugins: compression ? [Plugin.compression.rawValue] : [])
         started.append(node)
         node.start()
         return Side(node: node, kernel: kernelEnd, mapping: mapping, keyPair: keyPair, queue: engineEnd, socket: socket,
                     settings: settings)
     }
 
-    private func connect(_ sides: [Side]) {
+    func connect(_ sides: [Side]) {
         let mappings = Dictionary(uniqueKeysWithValues: sides.map { ($0.mapping.privateIP, $0.mapping) })
         sides.forEach { $0.node.apply(mappings.map { MappingUpdate(address: $0.key, mapping: $0.value, createRevision: 1) }) }
     }
 
-    private func packet(from source: String, to destination: String, payload: [UInt8]) -> [UInt8] {
+    func packet(from source: String, to destination: String, payload: [UInt8]) -> [UInt8] {
         ipv4Packet(from: IPv4Address(source)!, to: IPv4Address(destination)!, payload: payload)
     }
 
@@ -87,12 +87,12 @@ final class NodePairTests: XCTestCase {
         return condition()
     }
 
-    private func send(_ bytes: [UInt8], into side: Side) {
+    func send(_ bytes: [UInt8], into side: Side) {
         bytes.withUnsafeBytes { _ = side.kernel.write($0.baseAddress!, length: $0.count) }
     }
 
     /// Waits up to `seconds` for a packet to come out of `side`'s TUN queue.
-    private func receive(from side: Side, seconds: Double = 3) -> [UInt8]? {
+    func receive(from side: Side, seconds: Double = 3) -> [UInt8]? {
         let deadline = Date().addingTimeInterval(seconds)
         var buffer = [UInt8](repeating: 0, count: 2048)
         while Date() < deadline {
@@ -104,7 +104,7 @@ final class NodePairTests: XCTestCase {
     }
 
     /// Sends `bytes` repeatedly (the first packets start the handshake and are dropped) until one arrives.
-    private func deliver(_ bytes: [UInt8], from a: Side, to b: Side) -> [UInt8]? {
+    func deliver(_ bytes: [UInt8], from a: Side, to b: Side) -> [UInt8]? {
         for _ in 0..<30 {
             send(bytes, into: a)
             if let received = receive(from: b, seconds: 0.3) { return received }
