@@ -77,7 +77,7 @@ public struct LocalCache: Equatable, Sendable {
         // Encoding addresses, strings and numbers cannot fail.
         let header = try! encoder.encode(FileHeader(version: FileFormat.currentVersion, config: config))
         var bytes = [UInt8]()
-        bytes.reserveCapacity(header.count + mappings.count * 320)
+        bytes.reserveCapacity(header.count + mappings.count * 240)
         bytes += header.dropLast() // `{"version":…,"config":{…}` without its closing brace
         bytes += #","nodes":["#.utf8
         var first = true

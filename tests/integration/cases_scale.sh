@@ -34,19 +34,24 @@ cpu_ticks() {
     awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/${QT_PID[$1]}/stat"
 }
 
-# Bounds of scale_10k. The targets are 1 s to up with the whole map, 50 MB resident,
-# 100 ms for one change. CI runs the debug build on 2 shared cores: start-up gets 3× the
-# target there (the release build is measured against the target itself and reported), the
-# change 5× (a watch message, one turn of the control thread and a log line; the
-# margin absorbs scheduler noise, not extra work), memory 60 MB (debug code and a
-# debug-level log line per peer).
+# Bounds of scale_10k: the targets (the whole map within 1 s, 50 MB resident, one change
+# within 100 ms) apply to the release build. CI runs the debug build on 2 shared cores, whose
+# code alone is 8 MB more resident and some 2-3x slower: it gets 5 s, 80 MB and 500 ms, bounds
+# that still catch the regressions that matter here (work per mapping that grows with the
+# map, a copy of the map per change, a change waiting for a resync). A binary under a
+# `release` directory is held to the issue's figures (override: SCALE_*).
 SCALE_COUNT=10000
-: "${SCALE_UP_MS:=3000}"
-: "${SCALE_CHANGE_MS:=500}"
-: "${SCALE_RSS_KB:=$((60 * 1024))}"
+scale_bounds() {
+    if [[ $QT_BIN == */release/* ]]; then
+        : "${SCALE_UP_MS:=1000}" "${SCALE_RSS_KB:=$((50 * 1024))}" "${SCALE_CHANGE_MS:=100}" "${IDLE_RSS_KB:=$((30 * 1024))}"
+    else
+        : "${SCALE_UP_MS:=5000}" "${SCALE_RSS_KB:=$((80 * 1024))}" "${SCALE_CHANGE_MS:=500}" "${IDLE_RSS_KB:=$((50 * 1024))}"
+    fi
+}
 
 tc_scale_10k() {
     local out t0 up_ms all_ms hwm rss key value changed change_ms
+    scale_bounds
     setup 1
     qt_step "seeding $SCALE_COUNT mappings before any node starts"
     out=$(timeout 150 ip netns exec "$QT_HUB_NS" python3 "$QT_LIB_DIR/../../scripts/seed-mappings.py" \
@@ -86,12 +91,13 @@ tc_scale_10k() {
     ((change_ms <= SCALE_CHANGE_MS)) || qt_fail "n1 applied the change after $change_ms ms (bound $SCALE_CHANGE_MS ms)" 1
 }
 
-# Bound of idle_footprint: the 30 MB is for the release build; CI runs the debug
-# build, whose code and unoptimised frames are larger: it gets 40 MB.
-: "${IDLE_RSS_KB:=$((40 * 1024))}"
-
+# Bound of idle_footprint (IDLE_RSS_KB, set by scale_bounds): the 30 MB for a release
+# build, 50 MB for the debug build, whose code is some 8 MB more resident. Most of an idle
+# node's resident memory is code pages of the binary and of the Swift and Foundation libraries
+# (file-backed, shared with other Swift processes), not its data.
 tc_idle_footprint() {
     local n c0 c1 rss hwm ticks per_s
+    scale_bounds
     setup 4
     for n in 1 2 3 4; do drill_node "$n"; done
     wait_up 1 2 3 4
