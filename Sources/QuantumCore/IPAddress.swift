@@ -12,15 +12,27 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
     public init(_ value: UInt32) { self.value = value }
 
     /// Parses dotted-quad notation (`10.99.0.1`); `nil` for anything else.
+    /// Each of the four fields is one to three ASCII digits worth at most 255. Reads the
+    /// UTF-8 bytes once, without allocating (a map of 10,000 nodes parses some 20,000).
     public init?(_ text: some StringProtocol) {
-        var parts: [UInt32] = []
-        for field in text.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !field.isEmpty, field.count <= 3, field.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let number = UInt32(field), number <= 255 else { return nil }
-            parts.append(number)
+        var address: UInt32 = 0
+        var field: UInt32 = 0
+        var digits = 0
+        var fields = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, fields < 3 else { return nil }
+                address = address << 8 | field
+                (field, digits, fields) = (0, 0, fields + 1)
+            } else {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 3 else { return nil }
+                field = field * 10 + UInt32(byte - UInt8(ascii: "0"))
+                guard field <= 255 else { return nil }
+                digits += 1
+            }
         }
-        guard parts.count == 4 else { return nil }
-        value = parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]
+        guard digits > 0, fields == 3 else { return nil }
+        value = address << 8 | field
     }
 
     public var description: String {

@@ -67,7 +67,8 @@ public struct Mapping: Equatable, Sendable, Codable {
             return address
         }
         machineID = try c.decode(String.self, forKey: .machineID)
-        guard machineID.count == 32, machineID.allSatisfy({ $0.isASCII && $0.isHexDigit }) else {
+        guard machineID.utf8.count == 32, machineID.utf8.allSatisfy({ UInt8(ascii: "0")...UInt8(ascii: "9") ~= $0
+            || UInt8(ascii: "a")...UInt8(ascii: "f") ~= $0 || UInt8(ascii: "A")...UInt8(ascii: "F") ~= $0 }) else {
             throw bad(.machineID, "'\(machineID)' is not 32 hex digits")
         }
         guard let privateIP = try v4(.privateIP) else { throw bad(.privateIP, "missing") }

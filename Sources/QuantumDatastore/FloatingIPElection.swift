@@ -366,7 +366,7 @@ public final class FloatingIPElection: Sendable {
 
     /// Runs the election until cancelled, then leaves the lease for ``release()``:
     /// follows the prefix, contends every half ``renewalInterval`` (renewing when due), contends at once when a
-    /// candidate becomes free, and checks ``expire(now:)`` every 100 ms. `onChange` gets
+    /// candidate becomes free, and (with candidates) checks ``expire(now:)`` every 100 ms. `onChange` gets
     /// ``holders()`` whenever it changes (from any of these tasks, never concurrently
     /// with itself for the same change).
     public func run(clock: @escaping @Sendable () -> UInt64, syncInterval: Duration,
@@ -380,21 +380,26 @@ public final class FloatingIPElection: Sendable {
                                    onListing: { [self] in if observe(listing: $0) { wake.yield() }; publishIfChanged() },
                                    onEvents: { [self] in if observe(events: $0) { wake.yield() }; publishIfChanged() })
             }
-            group.addTask { [renewalInterval] in
-                while !Task.isCancelled {
-                    wake.yield()
-                    do { try await Task.sleep(for: .nanoseconds(Int64(renewalInterval / 2))) } catch { return }
+            // A node without candidates only follows the holders: it never contends nor holds
+            // an address, so it has no renewal to make and no expiry to watch (and an idle node
+            // is not woken every 100 ms for nothing).
+            if !candidates.isEmpty {
+                group.addTask { [renewalInterval] in
+                    while !Task.isCancelled {
+                        wake.yield()
+                        do { try await Task.sleep(for: .nanoseconds(Int64(renewalInterval / 2))) } catch { return }
+                    }
                 }
-            }
-            group.addTask { [self] in
-                for await _ in wakeups {
-                    await contend(now: clock())
+                group.addTask { [self] in
+                    for await _ in wakeups {
+                        await contend(now: clock())
+                    }
                 }
-            }
-            group.addTask { [self] in
-                while !Task.isCancelled {
-                    expire(now: clock())
-                    do { try await Task.sleep(for: .milliseconds(100)) } catch { return }
+                group.addTask { [self] in
+                    while !Task.isCancelled {
+                        expire(now: clock())
+                        do { try await Task.sleep(for: .milliseconds(100)) } catch { return }
+                    }
                 }
             }
             // Every task runs until cancelled (the stream's iteration ends with the task).

@@ -22,8 +22,7 @@ struct PrefixFollower: Sendable {
         var backoff = Duration.seconds(1)
         while !Task.isCancelled {
             do {
-                let (items, revision) = try await store.list(prefix: prefix)
-                onListing(items)
+                let revision = try await listOnce(onListing: onListing)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await self.follow(from: revision + 1, onEvents: onEvents) }
                     group.addTask { try await Task.sleep(for: syncInterval) }
@@ -41,6 +40,14 @@ struct PrefixFollower: Sendable {
                 backoff = min(backoff * 2, .seconds(10))
             }
         }
+    }
+
+    /// Lists the prefix and hands the listing on; returns its revision. The listing (the whole
+    /// map: some 3 MB at 10,000 nodes) is gone when this returns, not kept while the watch runs.
+    private func listOnce(onListing: @Sendable ([KeyValue]) -> Void) async throws -> Int64 {
+        let (items, revision) = try await store.list(prefix: prefix)
+        onListing(items)
+        return revision
     }
 
     /// Hands on watch messages until the watch fails (it never ends without an error).

@@ -151,6 +151,7 @@ extension ControlPlane {
         // reflexive endpoint): only a new configured endpoint replaces it (the node moved).
         if peer.current == nil || configured != endpoint(for: peer.mapping) { peer.endpoint = configured }
         peer.mapping = claim.mapping
+        logger.info("peer \(address) mapping changed: endpoint \(peer.endpoint.map(\.description) ?? "none")")
         return true
     }
 

@@ -36,6 +36,11 @@ extension ControlPlane {
                                                     compression: compression, sources: sources, relayEndpoint: relayHop)
             }
         }
+        counters.add(.tablesPublished)
+        if peers.count != publishedPeerCount {
+            logger.debug("forwarding table: \(peers.count) peers (was \(publishedPeerCount))")
+            publishedPeerCount = peers.count
+        }
         tables.publish(ForwardingTable(routes: routes, inbound: inbound, network: network, localFloating: localFloating,
                                        servesGateway: servesGateway, gatewayRoute: gateway.flatMap { routes[$0] },
                                        offersRelay: offersRelay))

@@ -193,6 +193,8 @@ final class ControlPlane: @unchecked Sendable {
     private var mappingsUnpublished = false
     /// Whether a peer's path (direct or relayed) changed outside the events that publish anyway.
     var pathsChanged = false
+    /// How many peers the last published table routes to (logged when it changes).
+    var publishedPeerCount = 0
 
     /// The AEAD slot of every session reserved for the control thread (keepalives,
     /// staged packets): the workers use slots 0..<workerCount.
@@ -328,6 +330,7 @@ final class ControlPlane: @unchecked Sendable {
             }
             return (inbox.events, inbox.mappings, inbox.floatingHolders, inbox.revocations)
         }
+        counters.add(.mappingChangesApplied, UInt64(updates.count))
         for update in updates.values where admits(update) && applyMapping(update, now: now) {
             mappingsUnpublished = true
         }

@@ -117,6 +117,10 @@ public enum ControlCounter: Int, CounterName {
     /// Initiations refused because their peer already had one answered within
     /// `ControlPlane.peerInitiationInterval`.
     case dropInitiationPeerRate
+    /// Mapping changes (additions, updates, removals) the control thread took in, one per address and turn.
+    case mappingChangesApplied
+    /// Forwarding tables built and handed to the workers.
+    case tablesPublished
 
     public var label: String {
         switch self {
@@ -134,6 +138,8 @@ public enum ControlCounter: Int, CounterName {
         case .cookieRepliesRejected: "cookie_replies_rejected"
         case .dropInitiationSourceRate: "drop_initiation_source_rate"
         case .dropInitiationPeerRate: "drop_initiation_peer_rate"
+        case .mappingChangesApplied: "mapping_changes_applied"
+        case .tablesPublished: "tables_published"
         }
     }
 }

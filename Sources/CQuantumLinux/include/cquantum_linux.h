@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <malloc.h>  // mallopt, for the daemon's malloc settings (QuantumDevice/MallocTuning.swift)
 
 /// Most datagrams one qt_recv_batch/qt_send_batch call moves.
 #define QT_MAX_BATCH 64
