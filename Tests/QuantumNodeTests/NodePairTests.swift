@@ -178,9 +178,13 @@ final class NodePairTests: XCTestCase {
         connect([a, b])
         XCTAssertTrue(eventually { a.node.hasRoute(to: b.mapping.privateIP) && b.node.hasRoute(to: a.mapping.privateIP) })
         let first = packet(from: "10.99.4.1", to: "10.99.4.2", payload: Array("first".utf8))
+        // b may have handshaken with a on its own just before (reflexive probing at start): then
+        // the worker sends the packet at once. Mostly there is no session yet and it is staged;
+        // either way it is sent exactly once and never dropped.
         send(first, into: a)
         XCTAssertEqual(receive(from: b, seconds: 3), first)
-        XCTAssertEqual(a.node.counters()["staged_sent"], 1)
+        let counters = a.node.counters()
+        XCTAssertEqual(counters["staged_sent"]! + counters["tx_packets"]!, 1, "staged, or sent by the worker: once")
         XCTAssertEqual(a.node.counters()["drop_no_session"], 0)
     }
 
