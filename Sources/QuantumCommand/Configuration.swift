@@ -123,7 +123,7 @@ public struct Configuration: Sendable, Equatable {
     ///     (`listen-port`); a flag that was given has the value `true`.
     ///   - environment: the process environment; only `QUANTUM_*` variables are read.
     ///   - fileReader: reads the `--conf-file`.
-    ///   - coreCount: CPU cores, for `--workers 0`.
+    ///   - coreCount: CPU cores, for `--workers 0` (one worker per two cores).
     public static func resolve(
         commandLine: [String: String],
         environment: [String: String],
@@ -174,7 +174,7 @@ public struct Configuration: Sendable, Equatable {
 
         return Configuration(
             deviceName: try sources.required(OptionTable.deviceName).value,
-            workers: workers == 0 ? min(max(coreCount, 1), 64) : workers,
+            workers: workers == 0 ? min(max(coreCount / 2, 1), 64) : workers,
             privateIP: privateIP?.value,
             listenIP: try sources.value(OptionTable.listenIP)?.value,
             listenPort: try sources.required(OptionTable.listenPort).value,

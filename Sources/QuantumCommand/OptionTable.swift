@@ -17,10 +17,14 @@ public enum OptionTable {
         expected: "an interface name of 1-15 bytes without '/', ':' or spaces, with at most one %d", short: "i"),
         parse: ValueParser.deviceName)
 
+    /// Default 0 = one worker per two cores: measured on 2 cores with offloads (release build,
+    /// iperf3 through two namespaces), one worker moved 3.8 Gbit/s with a 0.06 ms median RTT
+    /// and two 3.3 Gbit/s with 0.24 ms — with 64 KB per system call the worker no longer
+    /// needs a core of its own, and the kernel's network stack and the applications do.
     static let workers = TypedOption<Int>(spec: OptionSpec(
-        "workers", default: "0", shown: "0 = one per CPU core", valueName: "count",
+        "workers", default: "0", shown: "0 = one per two CPU cores", valueName: "count",
         summary: "Packet worker threads, at most 64",
-        expected: "a number of threads 0-64 (0 = one per CPU core)", short: "n"),
+        expected: "a number of threads 0-64 (0 = one per two CPU cores)", short: "n"),
         parse: { ValueParser.integer($0, in: 0...64) })
 
     static let privateIP = TypedOption<IPv4Address>(spec: OptionSpec(

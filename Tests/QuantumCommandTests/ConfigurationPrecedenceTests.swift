@@ -7,7 +7,7 @@ final class ConfigurationPrecedenceTests: XCTestCase {
     func testDefaults() throws {
         let configuration = try resolve(cores: 6)
         XCTAssertEqual(configuration.deviceName, "quantum%d")
-        XCTAssertEqual(configuration.workers, 6)
+        XCTAssertEqual(configuration.workers, 3)
         XCTAssertNil(configuration.privateIP)
         XCTAssertNil(configuration.listenIP)
         XCTAssertEqual(configuration.listenPort, 1099)
@@ -51,8 +51,10 @@ final class ConfigurationPrecedenceTests: XCTestCase {
         XCTAssertTrue(Configuration.unknownEnvironmentVariables(in: ["QUANTUM_MTU": "1400"]).isEmpty)
     }
 
-    func testWorkersZeroIsOnePerCoreCappedAt64() throws {
+    func testWorkersZeroIsOnePerTwoCoresCappedAt64() throws {
         XCTAssertEqual(try resolve(cores: 1).workers, 1)
+        XCTAssertEqual(try resolve(cores: 2).workers, 1)
+        XCTAssertEqual(try resolve(cores: 5).workers, 2)
         XCTAssertEqual(try resolve(cores: 200).workers, 64)
         XCTAssertEqual(try resolve(cli: ["workers": "3"], cores: 200).workers, 3)
     }

@@ -66,14 +66,14 @@ final class TCPCoalescingTests: XCTestCase {
     func testJoinsConsecutiveSegmentsOfAFlow() {
         let segments = flow(sizes: [1368, 1368, 1368, 700], lastFlags: TCPFlags.ack | TCPFlags.psh)
         let written = coalesce(segments)
-        XCTAssertEqual(written.count, 1)
+        guard written.count == 1 else { return XCTFail("\(written.count) writes") }
         assertJoined(written[0], of: segments)
     }
 
     func testOddSizesAndSequenceWrapAround() {
         let segments = flow(from: 0xFFFF_FA00, sizes: [1001, 1001, 1001, 3])
         let written = coalesce(segments)
-        XCTAssertEqual(written.count, 1)
+        guard written.count == 1 else { return XCTFail("\(written.count) writes") }
         assertJoined(written[0], of: segments)
     }
 
@@ -92,7 +92,7 @@ final class TCPCoalescingTests: XCTestCase {
         var segments = flow(sizes: [1000, 1000, 1000, 1000])
         segments[2][60] ^= 0x01
         let written = coalesce(segments)
-        XCTAssertEqual(written.count, 3)
+        guard written.count == 3 else { return XCTFail("\(written.count) writes") }
         assertJoined(written[0], of: Array(segments[0...1]))
         XCTAssertEqual(written[1], alone(segments[2]))
         XCTAssertEqual(written[2], alone(segments[3]))
@@ -115,7 +115,7 @@ final class TCPCoalescingTests: XCTestCase {
         let udp = P.udp(payload: P.payload(50))
         let written = coalesce([a[0], b[0], c[0], a[1], udp, b[1], a[2], b[2]])
         // Other traffic goes at once; the flows when the batch ends.
-        XCTAssertEqual(written.count, 4)
+        guard written.count == 4 else { return XCTFail("\(written.count) writes") }
         XCTAssertEqual(written[0], alone(udp))
         assertJoined(written[1], of: a)
         assertJoined(written[2], of: b)
@@ -127,13 +127,13 @@ final class TCPCoalescingTests: XCTestCase {
         var withPush = pushed
         withPush[1] = P.tcp(sequence: 6000, flags: TCPFlags.ack | TCPFlags.psh, payload: P.payload(1000, seed: 6000), id: 101)
         let written = coalesce(withPush)
-        XCTAssertEqual(written.count, 2)
+        guard written.count == 2 else { return XCTFail("\(written.count) writes") }
         assertJoined(written[0], of: Array(withPush[0...1]))
         assertJoined(written[1], of: Array(withPush[2...3]))
         // A short segment ends it too; a larger one never joins.
         let short = flow(sizes: [1000, 500, 500])
         let shortWritten = coalesce(short)
-        XCTAssertEqual(shortWritten.count, 2)
+        guard shortWritten.count == 2 else { return XCTFail("\(shortWritten.count) writes") }
         assertJoined(shortWritten[0], of: Array(short[0...1]))
         XCTAssertEqual(shortWritten[1], alone(short[2]))
         let growing = flow(sizes: [500, 1000])
@@ -153,7 +153,7 @@ final class TCPCoalescingTests: XCTestCase {
         let segments = flow(sizes: [1000, 1000])
         let fin = P.tcp(sequence: 7000, flags: TCPFlags.ack | TCPFlags.fin, payload: [])
         let written = coalesce(segments + [fin])
-        XCTAssertEqual(written.count, 2)
+        guard written.count == 2 else { return XCTFail("\(written.count) writes") }
         assertJoined(written[0], of: segments)
         XCTAssertEqual(written[1], alone(fin))
     }
@@ -162,7 +162,7 @@ final class TCPCoalescingTests: XCTestCase {
         let segments = flow(sizes: Array(repeating: 1400, count: 50))
         let written = coalesce(segments)
         // 52 header bytes + 46 × 1400 = 64,452; one more would pass 65,535.
-        XCTAssertEqual(written.map(\.segments), [46, 4])
+        guard written.map(\.segments) == [46, 4] else { return XCTFail("\(written.map(\.segments))") }
         assertJoined(written[0], of: Array(segments[0..<46]))
         assertJoined(written[1], of: Array(segments[46...]))
     }
