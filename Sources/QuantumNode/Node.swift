@@ -162,6 +162,11 @@ public final class Node: Sendable {
         control.tables.load().0.routes[address] != nil
     }
 
+    /// Whether packets to `address` go compressed when that shrinks them (for tests).
+    func compresses(to address: IPv4Address) -> Bool {
+        control.tables.load().0.routes[address]?.compression ?? false
+    }
+
     /// Every counter, summed over workers.
     public func counters() -> CounterReport {
         CounterReport(workers: workers.map(\.counters), control: control.counters)
