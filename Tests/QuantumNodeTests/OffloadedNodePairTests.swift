@@ -1,3 +1,4 @@
+import CAllocationCounter
 import Glibc
 import Logging
 import QuantumCore
@@ -86,7 +87,8 @@ final class OffloadedNodePairTests: XCTestCase {
         return bytes + payload
     }
 
-    func testSuperPacketCrossesSegmentedAndArrivesCoalesced() throws {
+    /// Two started sides that know each other, with a session: an ordinary packet crossed.
+    private func connectedPair() throws -> (Side, Side) {
         var ports: Set<UInt16> = []
         let a = try makeSide("10.99.4.1", ports: &ports), b = try makeSide("10.99.4.2", ports: &ports)
         for side in [a, b] {
@@ -105,27 +107,33 @@ final class OffloadedNodePairTests: XCTestCase {
             }
         }
         XCTAssertTrue(arrived, "no packet crossed")
+        return (a, b)
+    }
 
-        // 64 KB of TCP with a partial checksum, in 1,368-byte segments.
-        let payload = (0..<(65_535 - 40)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
-        var superPacket = tcpPacket(sequence: 0xFFFF_F000, payload: payload)
+    /// 64 KB of TCP payload (a partial checksum, 1,368-byte segments), as the kernel hands a TSO packet over.
+    private static let superPayload = (0..<(65_535 - 40)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+    private static let superHeader = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.GSO.tcpv4,
+                                                     headerLength: 40, segmentSize: 1368, checksumStart: 20, checksumOffset: 16)
+    private static let segmentCount = (superPayload.count + 1367) / 1368
+
+    /// Writes one super-packet starting at `sequence` into `a` and reads what comes out of `b`
+    /// until all its payload did, checking order and headers on the way.
+    /// - Returns: the payload received, the writes it took and the segments they carried.
+    private func crossSuperPacket(from a: Side, to b: Side, sequence: UInt32) -> (payload: [UInt8], writes: Int, segments: Int) {
+        var superPacket = tcpPacket(sequence: sequence, payload: Self.superPayload)
         let pseudo = InternetChecksum.pseudoHeaderSum(source: 0x0A63_0401, destination: 0x0A63_0402, protocol: 6,
                                                       length: superPacket.count - 20)
         superPacket[36] = UInt8(pseudo >> 8)
         superPacket[37] = UInt8(pseudo & 0xFF)
-        write(superPacket, header: VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.GSO.tcpv4,
-                                                   headerLength: 40, segmentSize: 1368, checksumStart: 20, checksumOffset: 16),
-              into: a)
-        let segmentCount = (payload.count + 1367) / 1368
+        write(superPacket, header: Self.superHeader, into: a)
         var received: [UInt8] = [], writes = 0, segments = 0
-        while received.count < payload.count, let (header, packet) = read(from: b, seconds: 3) {
+        while received.count < Self.superPayload.count, let (header, packet) = read(from: b, seconds: 3) {
             writes += 1
             XCTAssertEqual(Array(packet[12..<20]), [10, 99, 4, 1, 10, 99, 4, 2])
-            let sequence = UInt32(packet[24]) << 24 | UInt32(packet[25]) << 16 | UInt32(packet[26]) << 8 | UInt32(packet[27])
-            XCTAssertEqual(sequence, 0xFFFF_F000 &+ UInt32(received.count), "in order, nothing missing")
+            let arrived = UInt32(packet[24]) << 24 | UInt32(packet[25]) << 16 | UInt32(packet[26]) << 8 | UInt32(packet[27])
+            XCTAssertEqual(arrived, sequence &+ UInt32(received.count), "in order, nothing missing")
             if header.gsoType == VirtioNetHeader.GSO.tcpv4 {
-                XCTAssertEqual(header, VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.GSO.tcpv4,
-                                                       headerLength: 40, segmentSize: 1368, checksumStart: 20, checksumOffset: 16))
+                XCTAssertEqual(header, Self.superHeader)
                 segments += (packet.count - 40 + 1367) / 1368
             } else {
                 XCTAssertEqual(header, VirtioNetHeader())
@@ -133,12 +141,44 @@ final class OffloadedNodePairTests: XCTestCase {
             }
             received += packet[40...]
         }
-        XCTAssertEqual(received, payload, "every byte arrives, in order")
-        XCTAssertEqual(segments, segmentCount)
-        XCTAssertLessThan(writes, segmentCount, "segments were joined on the way out")
+        return (received, writes, segments)
+    }
+
+    func testSuperPacketCrossesSegmentedAndArrivesCoalesced() throws {
+        let (a, b) = try connectedPair()
+        let (received, writes, segments) = crossSuperPacket(from: a, to: b, sequence: 0xFFFF_F000)
+        XCTAssertEqual(received, Self.superPayload, "every byte arrives, in order")
+        XCTAssertEqual(segments, Self.segmentCount)
+        XCTAssertLessThan(writes, Self.segmentCount, "segments were joined on the way out")
         XCTAssertEqual(a.node.counters()["tun_superpackets_split"], 1)
         XCTAssertGreaterThanOrEqual(b.node.counters()["tun_coalesced_writes"] ?? 0, 1)
-        XCTAssertEqual(b.node.counters()["rx_packets"], UInt64(segmentCount + 1))
+        XCTAssertEqual(b.node.counters()["rx_packets"], UInt64(Self.segmentCount + 1))
+    }
+
+    /// The offloaded path allocates nothing per packet either: super-packets split, sealed and
+    /// sent as GSO trains by one worker, received as GRO runs, opened and coalesced by the other,
+    /// with every heap allocation on the worker threads counted (CAllocationCounter).
+    func testOffloadedWorkersAllocateNothingPerSuperPacket() throws {
+        let (a, b) = try connectedPair()
+        var sequence: UInt32 = 1
+        for _ in 0..<5 {
+            XCTAssertEqual(crossSuperPacket(from: a, to: b, sequence: sequence).payload, Self.superPayload, "warm-up")
+            sequence &+= UInt32(Self.superPayload.count)
+        }
+        let measured = 50
+        allocation_counter_start(Node.workerThreadPrefix)
+        var intact = 0
+        for _ in 0..<measured {
+            if crossSuperPacket(from: a, to: b, sequence: sequence).payload == Self.superPayload { intact += 1 }
+            sequence &+= UInt32(Self.superPayload.count)
+        }
+        let allocations = allocation_counter_stop()
+        XCTAssertEqual(intact, measured, "every super-packet arrived whole")
+        let segments = measured * Self.segmentCount
+        print("allocations per packet (offloaded): \(Double(allocations) / Double(segments)) (\(allocations) over "
+              + "\(measured) super-packets, \(segments) segments)")
+        XCTAssertEqual(allocations, 0, "heap allocations on worker threads over \(segments) segments")
+        XCTAssertEqual(a.node.counters()["tun_superpackets_split"], UInt64(measured + 5))
     }
 
     func testGarbageFromTheDeviceIsDroppedAndCounted() throws {
