@@ -78,7 +78,7 @@ public struct LocalCache: Equatable, Sendable {
         let header = try! encoder.encode(FileHeader(version: FileFormat.currentVersion, config: config))
         var bytes = [UInt8]()
         bytes.reserveCapacity(header.count + mappings.count * 240)
-        bytes += header.dropLast() // `{"version":…,"config":{…}` without its closing brace
+        bytes += header.dropLast() // the header object without its closing brace
         bytes += #","nodes":["#.utf8
         var first = true
         for update in mappings {
