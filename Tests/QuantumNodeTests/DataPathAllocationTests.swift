@@ -128,12 +128,13 @@ extension NodePairTests {
         }
     }
 
-    /// Writes one packet into the side's TUN queue, waiting (up to 2 s) while the queue is full.
+    /// Writes one packet into the side's TUN queue, waiting (up to 2 s) for room while it is full.
     private func push(_ packet: [UInt8], into side: Side) throws {
         let deadline = monotonicNanoseconds() + 2_000_000_000
         while packet.withUnsafeBytes({ side.kernel.write($0.baseAddress!, length: $0.count) }) != 0 {
-            guard monotonicNanoseconds() < deadline else { throw DataPathFailure("the TUN queue stayed full for 2 s") }
-            usleep(100)
+            guard Self.wait(for: Int16(POLLOUT), on: side.kernel, until: deadline) else {
+                throw DataPathFailure("the TUN queue stayed full for 2 s")
+            }
         }
     }
 
@@ -143,9 +144,19 @@ extension NodePairTests {
         while true {
             let length = buffer.withUnsafeMutableBytes { side.kernel.read(into: $0.baseAddress!, capacity: $0.count) }
             if length > 0 { return length }
-            guard monotonicNanoseconds() < deadline else { throw DataPathFailure("a packet did not arrive within 2 s") }
-            usleep(50)
+            guard Self.wait(for: Int16(POLLIN), on: side.kernel, until: deadline) else {
+                throw DataPathFailure("a packet did not arrive within 2 s")
+            }
         }
+    }
+
+    /// Sleeps in poll(2) until `queue` is ready for `events`; false once `deadline` passed.
+    private static func wait(for events: Int16, on queue: PacketQueue, until deadline: UInt64) -> Bool {
+        let now = monotonicNanoseconds()
+        guard now < deadline else { return false }
+        var descriptor = pollfd(fd: queue.fileDescriptor, events: events, revents: 0)
+        _ = poll(&descriptor, 1, Int32((deadline - now) / 1_000_000) + 1)
+        return true
     }
 }
 

@@ -77,16 +77,6 @@ final class NodePairTests: XCTestCase {
         ipv4Packet(from: IPv4Address(source)!, to: IPv4Address(destination)!, payload: payload)
     }
 
-    /// Waits up to three seconds for `condition`; false if it never held.
-    private func eventually(_ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(3)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(2_000)
-        }
-        return condition()
-    }
-
     func send(_ bytes: [UInt8], into side: Side) {
         bytes.withUnsafeBytes { _ = side.kernel.write($0.baseAddress!, length: $0.count) }
     }
@@ -252,4 +242,15 @@ final class NodePairTests: XCTestCase {
         XCTAssertNil(deliver(forth, from: a, to: b))
         XCTAssertEqual(b.node.counters()["rx_packets"], 0)
     }
+}
+
+/// Waits up to `seconds` for `condition`, which other threads make true (a node's counters,
+/// its table); false if it never held. For state with no descriptor to wait on.
+func eventually(seconds: Double = 3, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(1_000)
+    }
+    return condition()
 }

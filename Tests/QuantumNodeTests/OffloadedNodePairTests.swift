@@ -151,8 +151,7 @@ final class OffloadedNodePairTests: XCTestCase {
         XCTAssertEqual(segments, Self.segmentCount)
         XCTAssertLessThan(writes, Self.segmentCount, "segments were joined on the way out")
         // The worker counts a write after it returned, so the counters may trail the data a little.
-        let deadline = ContinuousClock.now + .seconds(3)
-        while b.node.counters()["rx_packets"] != UInt64(Self.segmentCount + 1) && ContinuousClock.now < deadline { usleep(1000) }
+        _ = eventually { b.node.counters()["rx_packets"] == UInt64(Self.segmentCount + 1) }
         XCTAssertEqual(a.node.counters()["tun_superpackets_split"], 1)
         XCTAssertGreaterThanOrEqual(b.node.counters()["tun_coalesced_writes"] ?? 0, 1)
         XCTAssertEqual(b.node.counters()["rx_packets"], UInt64(Self.segmentCount + 1))
@@ -181,8 +180,7 @@ final class OffloadedNodePairTests: XCTestCase {
         print("allocations per packet (offloaded): \(Double(allocations) / Double(segments)) (\(allocations) over "
               + "\(measured) super-packets, \(segments) segments)")
         XCTAssertEqual(allocations, 0, "heap allocations on worker threads over \(segments) segments")
-        let deadline = ContinuousClock.now + .seconds(3)
-        while a.node.counters()["tun_superpackets_split"] != UInt64(measured + 5) && ContinuousClock.now < deadline { usleep(1000) }
+        _ = eventually { a.node.counters()["tun_superpackets_split"] == UInt64(measured + 5) }
         XCTAssertEqual(a.node.counters()["tun_superpackets_split"], UInt64(measured + 5), "every one went through the split")
     }
 
@@ -194,8 +192,7 @@ final class OffloadedNodePairTests: XCTestCase {
         write(tcpPacket(sequence: 1, payload: [UInt8](repeating: 1, count: 3000)),
               header: VirtioNetHeader(gsoType: VirtioNetHeader.GSO.tcpv4), into: a)
         _ = [UInt8](repeating: 0, count: 4).withUnsafeBytes { a.kernel.write($0.baseAddress!, length: 4) }
-        let deadline = ContinuousClock.now + .seconds(3)
-        while a.node.counters()["drop_offload_malformed"] != 2 && ContinuousClock.now < deadline { usleep(2000) }
+        _ = eventually { a.node.counters()["drop_offload_malformed"] == 2 }
         XCTAssertEqual(a.node.counters()["drop_offload_malformed"], 2)
     }
 }
