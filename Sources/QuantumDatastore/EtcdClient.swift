@@ -45,12 +45,16 @@ public final class EtcdClient: Datastore {
         public var watchStallBound: Duration
         /// The bound on the quorum read that probes a silent watch's endpoint.
         public var probeTimeout: Duration
+        /// Keys per range request when a prefix is listed. A listing (the whole map: some
+        /// 3 MB at 10,000 nodes) arrives in pages of this many keys, all read at the revision
+        /// of the first, so no more than one page's answer is held while it is decoded.
+        public var listPageSize: Int
 
         public init(endpoints: [String], username: String? = nil, password: String? = nil,
                     tlsCACert: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil,
                     tlsSkipVerify: Bool = false, requestTimeout: Duration = .seconds(5),
                     connectTimeout: Duration = .seconds(2), watchStallBound: Duration = .seconds(10),
-                    probeTimeout: Duration = .seconds(3)) {
+                    probeTimeout: Duration = .seconds(3), listPageSize: Int = 500) {
             self.endpoints = endpoints
             self.username = username
             self.password = password
@@ -62,6 +66,7 @@ public final class EtcdClient: Datastore {
             self.connectTimeout = connectTimeout
             self.watchStallBound = watchStallBound
             self.probeTimeout = probeTimeout
+            self.listPageSize = listPageSize
         }
 
         var usesTLS: Bool { tlsCACert != nil || tlsCert != nil || tlsKey != nil || tlsSkipVerify }
@@ -177,16 +182,42 @@ public final class EtcdClient: Datastore {
         return try answer.body.kvs?.first.map { try decode($0, from: answer.endpoint, path: "/v3/kv/range") }
     }
 
+    /// Lists the prefix in pages of ``Configuration/listPageSize`` keys. The first page fixes
+    /// the revision; the others are read at it, so the listing is one consistent snapshot (if
+    /// etcd compacted that revision meanwhile, the listing fails and the caller lists again).
     public func list(prefix: String) async throws -> (items: [KeyValue], revision: Int64) {
-        let request = EtcdWire.RangeRequest(key: EtcdWire.base64(prefix.isEmpty ? [0] : Array(prefix.utf8)),
-                                            rangeEnd: EtcdWire.base64(prefixRangeEnd(Array(prefix.utf8))))
-        let answer = try await call("/v3/kv/range", request, as: EtcdWire.RangeResponse.self)
-        let items = try (answer.body.kvs ?? []).map { try decode($0, from: answer.endpoint, path: "/v3/kv/range") }
-        do {
-            return (items, try EtcdWire.revision(answer.body.header?.revision, "header.revision"))
-        } catch {
-            throw DatastoreError.badResponse(endpoint: answer.endpoint, path: "/v3/kv/range", reason: "\(error)")
+        let path = "/v3/kv/range"
+        let prefixBytes = Array(prefix.utf8)
+        let rangeEnd = EtcdWire.base64(prefixRangeEnd(prefixBytes))
+        var start = prefixBytes.isEmpty ? [0] : prefixBytes
+        var items: [KeyValue] = []
+        var revision: Int64 = 0
+        var pages = 0
+        while true {
+            let request = EtcdWire.RangeRequest(key: EtcdWire.base64(start), rangeEnd: rangeEnd,
+                                                limit: String(max(configuration.listPageSize, 1)),
+                                                revision: pages == 0 ? nil : String(revision))
+            let answer = try await call(path, request, as: EtcdWire.RangeResponse.self)
+            let page = answer.body.kvs ?? []
+            for kv in page { items.append(try decode(kv, from: answer.endpoint, path: path)) }
+            if pages == 0 {
+                do {
+                    revision = try EtcdWire.revision(answer.body.header?.revision, "header.revision")
+                } catch {
+                    throw DatastoreError.badResponse(endpoint: answer.endpoint, path: path, reason: "\(error)")
+                }
+            }
+            pages += 1
+            guard answer.body.more == true else { break }
+            // The next page starts just after the last key of this one.
+            guard let last = page.last, let lastKey = Data(base64Encoded: last.key),
+                  !Array(lastKey).lexicographicallyPrecedes(start) else {
+                throw DatastoreError.badResponse(endpoint: answer.endpoint, path: path,
+                                                 reason: "the answer announces more keys, but its page does not reach past where it began")
+            }
+            start = Array(lastKey) + [0]
         }
+        return (items, revision)
     }
 
     public func create(_ key: String, value: [UInt8], lease: Int64?) async throws -> Bool {

@@ -11,7 +11,11 @@ enum EtcdWire {
     struct RangeRequest: Encodable {
         var key: String
         var rangeEnd: String?
-        enum CodingKeys: String, CodingKey { case key, rangeEnd = "range_end" }
+        /// At most this many keys in the answer (nil: all).
+        var limit: String?
+        /// Read at this revision (nil: the newest).
+        var revision: String?
+        enum CodingKeys: String, CodingKey { case key, rangeEnd = "range_end", limit, revision }
     }
 
     struct PutRequest: Encodable {
@@ -106,6 +110,8 @@ enum EtcdWire {
     struct RangeResponse: Decodable {
         var header: Header?
         var kvs: [KV]?
+        /// Whether keys beyond the limit remain in the range.
+        var more: Bool?
     }
 
     struct TxnResponse: Decodable {

@@ -3,31 +3,7 @@ import QuantumDatastore
 import XCTest
 
 /// EtcdClient against sick members (``FakeEtcdMember``), alone or in front of a real etcd.
-final class EtcdFailoverTests: XCTestCase {
-    var server: EtcdServer?
-    var fakes: [FakeEtcdMember] = []
-    var clients: [EtcdClient] = []
-    let log = LogCapture()
-
-    override func tearDown() async throws {
-        for client in clients { try? await client.shutdown() }
-        for fake in fakes { try? await fake.stop() }
-        server?.stop()
-    }
-
-    func fake(_ reply: @escaping @Sendable (String) -> FakeEtcdMember.Reply) async throws -> FakeEtcdMember {
-        let member = try await FakeEtcdMember(reply: reply)
-        fakes.append(member)
-        return member
-    }
-
-    func etcd() async throws -> EtcdServer {
-        let server = try EtcdServer()
-        self.server = server
-        try await server.waitUntilReady(logger: log.logger)
-        return server
-    }
-
+final class EtcdFailoverTests: EtcdMembersTestCase {
     func client(_ endpoints: [String], username: String? = nil, password: String? = nil,
                 stallBound: Duration = .seconds(10), probeTimeout: Duration = .seconds(3)) throws -> EtcdClient {
         let client = try EtcdClient(configuration: .init(endpoints: endpoints, username: username, password: password,

@@ -1,6 +1,36 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import QuantumDatastore
+import XCTest
+
+/// A test case that starts fake members (``FakeEtcdMember``) and real etcd servers and
+/// stops them, and the clients it made, after each test.
+class EtcdMembersTestCase: XCTestCase {
+    var server: EtcdServer?
+    var fakes: [FakeEtcdMember] = []
+    var clients: [EtcdClient] = []
+    let log = LogCapture()
+
+    override func tearDown() async throws {
+        for client in clients { try? await client.shutdown() }
+        for fake in fakes { try? await fake.stop() }
+        server?.stop()
+    }
+
+    func fake(_ reply: @escaping @Sendable (String) -> FakeEtcdMember.Reply) async throws -> FakeEtcdMember {
+        let member = try await FakeEtcdMember(reply: reply)
+        fakes.append(member)
+        return member
+    }
+
+    func etcd() async throws -> EtcdServer {
+        let server = try EtcdServer()
+        self.server = server
+        try await server.waitUntilReady(logger: log.logger)
+        return server
+    }
+}
 
 /// An HTTP server on 127.0.0.1 that plays a sick etcd member: every request is answered
 /// according to `reply(path)`, and the paths asked for are recorded.
@@ -20,16 +50,18 @@ final class FakeEtcdMember: Sendable {
     private let channel: any Channel
     /// Paths of the requests received, in order.
     let requests = Box<[String]>([])
+    /// Bodies of the requests received, in order.
+    let bodies = Box<[String]>([])
 
     var endpoint: String { "127.0.0.1:\(channel.localAddress?.port ?? 0)" }
 
     init(reply: @escaping @Sendable (String) -> Reply) async throws {
-        let requests = self.requests
+        let requests = self.requests, bodies = self.bodies
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(Handler(reply: reply, requests: requests))
+                    channel.pipeline.addHandler(Handler(reply: reply, requests: requests, bodies: bodies))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -51,22 +83,28 @@ final class FakeEtcdMember: Sendable {
 
         let reply: @Sendable (String) -> Reply
         let requests: Box<[String]>
+        let bodies: Box<[String]>
         var path = ""
+        var body = ""
         var ticker: RepeatedTask?
 
-        init(reply: @escaping @Sendable (String) -> Reply, requests: Box<[String]>) {
+        init(reply: @escaping @Sendable (String) -> Reply, requests: Box<[String]>, bodies: Box<[String]>) {
             self.reply = reply
             self.requests = requests
+            self.bodies = bodies
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .head(let head):
                 path = head.uri
+                body = ""
                 requests.update { $0.append(head.uri) }
-            case .body:
-                break
+            case .body(let part):
+                body += String(buffer: part)
             case .end:
+                let body = self.body
+                bodies.update { $0.append(body) }
                 respond(context: context)
             }
         }
