@@ -40,6 +40,12 @@ enum FileSystem {
     /// Writes `bytes` to a new temporary file beside `path` with `mode`, flushes it to disk and
     /// renames it over `path`, so that a crash leaves either the old file or the whole new one.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws(Failure) {
+        try writeAtomically(chunks: CollectionOfOne(bytes), to: path, mode: mode)
+    }
+
+    /// Like ``writeAtomically(_:to:mode:)``, with the file's bytes made one chunk at a time
+    /// while it is written (a large file need not be in memory whole).
+    static func writeAtomically(chunks: some Sequence<[UInt8]>, to path: String, mode: mode_t) throws(Failure) {
         let directory = parentDirectory(of: path)
         var random = SystemRandomNumberGenerator()
         let temporary = "\(path).tmp-\(getpid())-\(random.next() as UInt32)"
@@ -50,14 +56,16 @@ enum FileSystem {
         do {
             defer { close(fd) }
             guard fchmod(fd, mode) == 0 else { throw Failure.errno("cannot set the mode of \(temporary)") }
-            var written = 0
-            while written < bytes.count {
-                let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw Failure.errno("cannot write \(temporary)")
+            for bytes in chunks {
+                var written = 0
+                while written < bytes.count {
+                    let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+                    if count < 0 {
+                        if errno == EINTR { continue }
+                        throw Failure.errno("cannot write \(temporary)")
+                    }
+                    written += count
                 }
-                written += count
             }
             guard fsync(fd) == 0 else { throw Failure.errno("cannot flush \(temporary)") }
         }

@@ -24,10 +24,10 @@ public struct LocalCache: Equatable, Sendable {
         public let description: String
     }
 
-    /// Keeps only the updates that carry a mapping.
+    /// Keeps only the updates that carry a mapping (without copying `mappings` when they all do).
     public init(config: NetworkConfig, mappings: [MappingUpdate]) {
         self.config = config
-        self.mappings = mappings.filter { $0.mapping != nil }
+        self.mappings = mappings.allSatisfy { $0.mapping != nil } ? mappings : mappings.filter { $0.mapping != nil }
     }
 
     /// `<dataDir>/cache.json`.
@@ -63,32 +63,55 @@ public struct LocalCache: Equatable, Sendable {
     /// Writes the cache to `dataDir` atomically, mode 0600.
     public func save(dataDir: String) throws(Failure) {
         let filePath = Self.path(dataDir: dataDir)
-        do { try FileSystem.writeAtomically(encoded(), to: filePath, mode: 0o600) } catch {
+        do { try FileSystem.writeAtomically(chunks: EncodedChunks(self), to: filePath, mode: 0o600) } catch {
             throw Failure(description: "cannot write \(filePath): \(error)")
         }
     }
 
-    /// The file's bytes: a ``FileFormat`` written one node at a time. Encoding the whole
-    /// file in one call would build a tree of every node's fields first (some 15 MB for a
-    /// map of 10,000 nodes, on top of the node's own copy of the map); this way only the
-    /// output and one node are in memory at once.
-    func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        // Encoding addresses, strings and numbers cannot fail.
-        let header = try! encoder.encode(FileHeader(version: FileFormat.currentVersion, config: config))
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(header.count + mappings.count * 240)
-        bytes += header.dropLast() // the header object without its closing brace
-        bytes += #","nodes":["#.utf8
-        var first = true
-        for update in mappings {
-            guard let mapping = update.mapping else { continue }
-            if !first { bytes.append(UInt8(ascii: ",")) }
-            first = false
-            bytes += try! encoder.encode(FileFormat.Node(createRevision: update.createRevision, mapping: mapping))
+    /// The file's bytes, in chunks of about ``chunkSize``: a ``FileFormat`` written one node
+    /// at a time. Encoding the whole file in one call would build a tree of every node's
+    /// fields first (some 15 MB for a map of 10,000 nodes), and even the encoded file is
+    /// 2.4 MB; this way one chunk and one node are in memory at once.
+    struct EncodedChunks: Sequence, IteratorProtocol {
+        static let chunkSize = 64 << 10
+        private let cache: LocalCache
+        private let encoder = JSONEncoder()
+        /// The next mapping to write; nil before the header is written.
+        private var index: Int?
+        private var wroteNode = false
+        private var finished = false
+
+        init(_ cache: LocalCache) {
+            self.cache = cache
         }
-        bytes += #"]}"#.utf8
-        return bytes
+
+        mutating func next() -> [UInt8]? {
+            guard !finished else { return nil }
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(Self.chunkSize + 1024)
+            // Encoding addresses, strings and numbers cannot fail.
+            if index == nil {
+                let header = try! encoder.encode(FileHeader(version: FileFormat.currentVersion, config: cache.config))
+                bytes += header.dropLast() // the header object without its closing brace
+                bytes += #","nodes":["#.utf8
+                index = 0
+            }
+            var next = index ?? 0
+            while next < cache.mappings.count, bytes.count < Self.chunkSize {
+                let update = cache.mappings[next]
+                next += 1
+                guard let mapping = update.mapping else { continue }
+                if wroteNode { bytes.append(UInt8(ascii: ",")) }
+                wroteNode = true
+                bytes += try! encoder.encode(FileFormat.Node(createRevision: update.createRevision, mapping: mapping))
+            }
+            index = next
+            if next == cache.mappings.count {
+                bytes += #"]}"#.utf8
+                finished = true
+            }
+            return bytes
+        }
     }
 
     /// ``FileFormat`` without its nodes: what ``encoded()`` writes before them.

@@ -377,7 +377,10 @@ public final class FloatingIPElection: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await follower.run(syncInterval: syncInterval,
-                                   onListing: { [self] in if observe(listing: $0) { wake.yield() }; publishIfChanged() },
+                                   onListing: { [self] (listing: consuming [KeyValue]) in
+                                       if observe(listing: listing) { wake.yield() }
+                                       publishIfChanged()
+                                   },
                                    onEvents: { [self] in if observe(events: $0) { wake.yield() }; publishIfChanged() })
             }
             // A node without candidates only follows the holders: it never contends nor holds

@@ -14,9 +14,10 @@ struct PrefixFollower: Sendable {
     let name: String
 
     /// Runs until cancelled. `onListing` receives every key of each full listing (the whole
-    /// view); `onEvents` the events of each watch message in between; `onFailure` each
-    /// datastore error that broke the listing or the watch (before the backoff).
-    func run(syncInterval: Duration, onListing: @escaping @Sendable ([KeyValue]) -> Void,
+    /// view; it owns the listing, and may release it before it returns); `onEvents` the events
+    /// of each watch message in between; `onFailure` each datastore error that broke the
+    /// listing or the watch (before the backoff).
+    func run(syncInterval: Duration, onListing: @escaping @Sendable (consuming [KeyValue]) -> Void,
              onEvents: @escaping @Sendable ([WatchEvent]) -> Void,
              onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async {
         var backoff = Duration.seconds(1)
@@ -44,10 +45,10 @@ struct PrefixFollower: Sendable {
 
     /// Lists the prefix and hands the listing on; returns its revision. The listing (the whole
     /// map: some 3 MB at 10,000 nodes) is gone when this returns, not kept while the watch runs.
-    private func listOnce(onListing: @Sendable ([KeyValue]) -> Void) async throws -> Int64 {
-        let (items, revision) = try await store.list(prefix: prefix)
-        onListing(items)
-        return revision
+    private func listOnce(onListing: @Sendable (consuming [KeyValue]) -> Void) async throws -> Int64 {
+        let listing = try await store.list(prefix: prefix)
+        onListing(listing.items)
+        return listing.revision
     }
 
     /// Hands on watch messages until the watch fails (it never ends without an error).

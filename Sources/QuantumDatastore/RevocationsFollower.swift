@@ -25,7 +25,7 @@ public struct RevocationsFollower: Sendable {
         let key = key
         await PrefixFollower(store: store, prefix: key, logger: logger, name: "revocation list sync").run(
             syncInterval: syncInterval,
-            onListing: { items in
+            onListing: { (items: consuming [KeyValue]) in
                 if let item = items.first(where: { $0.key == key }) { onValue(item.value) }
             },
             onEvents: { events in

@@ -39,6 +39,28 @@ final class LocalCacheTests: XCTestCase {
         XCTAssertEqual(try LocalCache.load(dataDir: dataDir), cache)
     }
 
+    func testALargeMapIsWrittenInChunksAndReadBackWhole() throws {
+        let config = try NetworkConfig(network: IPv4Prefix(parsing: "10.99.0.0/16"), staticRange: IPv4Prefix(parsing: "10.99.0.0/28"),
+                                       floatingRange: IPv4Prefix(parsing: "10.99.0.16/28"), leaseTimeSeconds: 60)
+        let mappings = (0..<2000).map { index in
+            let address = IPv4Address("10.99.\(index / 200).\(index % 200 + 20)")!
+            return MappingUpdate(address: address, mapping: Mapping(
+                machineID: String(format: "%032x", index), privateIP: address, ipv4: IPv4Address("192.0.2.1"), ipv6: nil, port: 1099,
+                publicKey: [UInt8](repeating: UInt8(index % 256), count: 32)), createRevision: Int64(index + 1))
+        }
+        let cache = LocalCache(config: config, mappings: mappings)
+        let chunks = Array(LocalCache.EncodedChunks(cache))
+        XCTAssertGreaterThan(chunks.count, 4, "a 2,000-node map spans several chunks")
+        for chunk in chunks { XCTAssertLessThan(chunk.count, LocalCache.EncodedChunks.chunkSize + 1024) }
+        try cache.save(dataDir: dataDir)
+        XCTAssertEqual(try LocalCache.load(dataDir: dataDir), cache)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: cachePath)[.size] as? Int, chunks.map { $0.count }.reduce(0, +))
+
+        let empty = LocalCache(config: config, mappings: [])
+        try empty.save(dataDir: dataDir)
+        XCTAssertEqual(try LocalCache.load(dataDir: dataDir), empty)
+    }
+
     func testDeletionsAreNotCached() {
         let cache = LocalCache(config: Self.config, mappings: [
             Self.peer(40), MappingUpdate(address: IPv4Address("10.99.0.41")!, mapping: nil, createRevision: 0),
