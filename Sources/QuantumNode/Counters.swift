@@ -196,46 +196,66 @@ public enum PeerCounter: Int, CounterName {
 }
 
 /// One peer's traffic counters: a fixed cell set per data-path worker plus one for the
-/// control thread (staged packets), allocated when the control thread creates the peer.
-/// Each thread writes only its own cell (relaxed load and store, no shared read-modify-write,
-/// no lock, no allocation); the totals are summed when read. They belong to the peer, so
-/// they survive its session changes.
+/// control thread (staged packets). Each thread writes only its own cell (relaxed load and
+/// store, no shared read-modify-write, no lock); the totals are summed when read. They belong
+/// to the peer, so they survive its session changes.
 ///
-/// One allocation per peer: the slots lie side by side, each rounded up to whole 64-byte
-/// cache lines, so two workers counting for the same peer never write the same line.
+/// The cells are one allocation, made by whichever thread counts first for the peer: a peer
+/// of a large map that never exchanges a packet costs no counter memory (2.5 MB at 10,000
+/// peers), and a peer that does pays once, off the steady state. The slots lie side by side,
+/// each rounded up to whole 64-byte cache lines, so two workers counting for the same peer
+/// never write the same line.
 public final class PeerTraffic: @unchecked Sendable {
     // @unchecked: every cell is an atomic, and each slot is written by one thread only.
 
     /// Cells per slot: the counters, rounded up to a multiple of 8 (64 bytes).
     private static let slotStride = (PeerCounter.allCases.count + 7) / 8 * 8
-    private let cells: UnsafeMutablePointer<Atomic<UInt64>>
+    private typealias Cells = UnsafeMutablePointer<Atomic<UInt64>>
+    /// Nil until the first count.
+    private let cells = Atomic<Cells?>(nil)
     private let slots: Int
 
     /// - Parameter slots: worker count + 1 (the control thread's slot is the last).
     init(slots: Int) {
         self.slots = slots
-        let count = slots * Self.slotStride
-        cells = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Atomic<UInt64>>.stride, alignment: 64)
-            .bindMemory(to: Atomic<UInt64>.self, capacity: count)
-        for index in 0..<count { (cells + index).initialize(to: Atomic(0)) }
     }
 
     deinit {
+        guard let cells = cells.load(ordering: .acquiring) else { return }
         cells.deinitialize(count: slots * Self.slotStride)
         UnsafeMutableRawPointer(cells).deallocate()
     }
+
+    /// Whether any thread has counted for this peer yet.
+    var isAllocated: Bool { cells.load(ordering: .acquiring) != nil }
 
     /// Adds `amount` to `name` in `slot`'s cell; only the thread that owns the slot calls this.
     @inline(__always)
     func add(_ name: PeerCounter, _ amount: UInt64 = 1, slot: Int) {
         assert(slot < slots, "no such slot")
-        let cell = cells + (slot * Self.slotStride + name.rawValue)
+        let cell = (cells.load(ordering: .acquiring) ?? allocateCells()) + (slot * Self.slotStride + name.rawValue)
         cell.pointee.store(cell.pointee.load(ordering: .relaxed) &+ amount, ordering: .relaxed)
     }
 
-    /// `name` summed over every slot.
+    /// The first count for this peer: publishes zeroed cells. When another thread published
+    /// its own meanwhile, those are used and these freed.
+    @inline(never)
+    private func allocateCells() -> Cells {
+        let count = slots * Self.slotStride
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Atomic<UInt64>>.stride, alignment: 64)
+            .bindMemory(to: Atomic<UInt64>.self, capacity: count)
+        for index in 0..<count { (fresh + index).initialize(to: Atomic(0)) }
+        let (exchanged, published) = cells.compareExchange(expected: nil, desired: fresh, ordering: .acquiringAndReleasing)
+        guard !exchanged, let published else { return fresh }
+        fresh.deinitialize(count: count)
+        UnsafeMutableRawPointer(fresh).deallocate()
+        return published
+    }
+
+    /// `name` summed over every slot (0 before the first count).
     public func total(_ name: PeerCounter) -> UInt64 {
-        (0..<slots).reduce(0) { sum, slot in
+        guard let cells = cells.load(ordering: .acquiring) else { return 0 }
+        return (0..<slots).reduce(0) { sum, slot in
             sum &+ (cells + (slot * Self.slotStride + name.rawValue)).pointee.load(ordering: .relaxed)
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import QuantumCore
 import QuantumCrypto
 import XCTest
@@ -36,6 +37,25 @@ final class PeerCounterTests: XCTestCase {
         XCTAssertEqual(count(b, a, .rxBytes), bytes)
         XCTAssertEqual(count(b, a, .txPackets), 0, "the confirming keepalive is not data")
         XCTAssertEqual(count(a, c, .txPackets) + count(c, a, .rxPackets) + count(b, c, .rxPackets), 0)
+        // Counter cells exist only for peers something was counted for.
+        XCTAssertEqual(a.peer(b.address)?.signals.traffic.isAllocated, true)
+        XCTAssertEqual(a.peer(c.address)?.signals.traffic.isAllocated, false, "a silent peer costs no counter memory")
+        XCTAssertEqual(c.peer(a.address)?.signals.traffic.isAllocated, false)
+    }
+
+    /// Threads that count for a peer for the first time at once all land in the same cells.
+    func testFirstCountsRacingFromEveryThreadAreAllKept() {
+        for _ in 0..<50 {
+            let traffic = PeerTraffic(slots: 4)
+            XCTAssertFalse(traffic.isAllocated)
+            XCTAssertEqual(traffic.total(.rxBytes), 0)
+            DispatchQueue.concurrentPerform(iterations: 4) { slot in
+                for _ in 0..<1000 { traffic.add(.rxBytes, 3, slot: slot) }
+                traffic.add(.rxPackets, slot: slot)
+            }
+            XCTAssertEqual(traffic.total(.rxBytes), 12_000)
+            XCTAssertEqual(traffic.total(.rxPackets), 4)
+        }
     }
 
     /// Drops whose reason belongs to a peer count in that peer's cells, as packets and bytes.
