@@ -3,7 +3,7 @@
 #
 #   sudo scripts/bench.sh [TUNNEL...]      default: quantum veth wireguard-go nebula tinc
 #
-# Builds the release daemon (`swift build -c release --product quantum`), runs the shared
+# Builds the release daemon (`swift build -c release --static-swift-stdlib --product quantum`), runs the shared
 # harness (../shared/bench/run.sh beside this repository; its README says what it measures)
 # with that binary, and writes the harness's table plus the ratios (quantum against
 # the best of wireguard-go, nebula and tinc, and against the bare veth) to
@@ -25,7 +25,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 (($# > 0)) || set -- quantum veth wireguard-go nebula tinc
 
 printf 'bench: building the release daemon\n'
-(cd "$ROOT" && "$SWIFT" build -c release --product quantum) || die "release build failed"
+(cd "$ROOT" && "$SWIFT" build -c release --static-swift-stdlib --product quantum) || die "release build failed"
 BIN=$(cd "$ROOT" && "$SWIFT" build -c release --show-bin-path)/quantum
 [[ -x $BIN ]] || die "no binary at $BIN"
 

@@ -3,7 +3,7 @@
 #
 #   sudo scripts/demo.sh [BINARY]
 #
-# Without BINARY it builds one (`swift build -c release --product quantum`). It then starts etcd
+# Without BINARY it builds one (`swift build -c release --static-swift-stdlib --product quantum`). It then starts etcd
 # and three quantum nodes, each in its own network namespace (qdemo-*, underlay
 # 10.201.98.0/24), lets them pick private addresses by DHCP, pings every node
 # from every other over the encrypted overlay, measures TCP throughput with
@@ -43,10 +43,10 @@ if [[ -n "${1:-}" ]]; then
 else
     [[ -x /opt/swift/usr/bin/swift ]] && PATH=/opt/swift/usr/bin:$PATH
     command -v swift >/dev/null || { say "no binary given and no 'swift' to build one (see scripts/install-deps.sh)" >&2; exit 1; }
-    printf 'Building quantum (swift build -c release --product quantum) ... '
+    printf 'Building quantum (swift build -c release --static-swift-stdlib --product quantum) ... '
     t0=$SECONDS
     blog=$(mktemp /tmp/quantum-demo-build.XXXXXX)
-    if ! (cd "$ROOT" && swift build -c release --product quantum) >"$blog" 2>&1; then
+    if ! (cd "$ROOT" && swift build -c release --static-swift-stdlib --product quantum) >"$blog" 2>&1; then
         say "failed:"; tail -n 20 "$blog" | sed 's/^/  | /'; rm -f "$blog"; exit 1
     fi
     rm -f "$blog"

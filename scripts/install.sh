@@ -34,7 +34,7 @@ fi
 
 if [[ -z "$binary" ]]; then
     [[ -x /opt/swift/usr/bin/swift ]] && PATH=/opt/swift/usr/bin:$PATH
-    swift build -c release --product quantum
+    swift build -c release --static-swift-stdlib --product quantum
     binary=.build/release/quantum
 fi
 [[ -x "$binary" ]] || { echo "install: $binary is not an executable file" >&2; exit 1; }
