@@ -471,9 +471,10 @@ public final class NetworkRegistry: Sendable {
             onFailure: { [self] _ in markDisconnected() })
     }
 
-    /// Replaces the delivered map with a full listing of the nodes and reports the differences.
-    /// The listing (some 3 MB at 10,000 nodes) is released once parsed, before the engine
-    /// builds its peers from the differences.
+    /// Brings the delivered map up to date with a full listing of the nodes and reports the
+    /// differences. Unchanged entries are kept, not replaced by their freshly parsed equals, so
+    /// their mappings stay shared with the engine's copies. The listing (some 3 MB at 10,000
+    /// nodes) is released once parsed, before the engine builds its peers from the differences.
     func resync(_ items: consuming [KeyValue], network: IPv4Prefix, onChange: @Sendable ([MappingUpdate]) -> Void) {
         var fresh: [IPv4Address: Delivered] = [:]
         fresh.reserveCapacity(items.count)
@@ -483,14 +484,16 @@ public final class NetworkRegistry: Sendable {
         }
         _ = consume items
         let updates = delivered.withLock { delivered in
+            let vanished = delivered.keys.filter { fresh[$0] == nil }
             var updates: [MappingUpdate] = []
             for (address, entry) in fresh where delivered[address] != entry {
                 updates.append(MappingUpdate(address: address, mapping: entry.mapping, createRevision: entry.createRevision))
+                delivered[address] = entry
             }
-            for address in delivered.keys where fresh[address] == nil {
+            for address in vanished {
                 updates.append(MappingUpdate(address: address, mapping: nil, createRevision: 0))
+                delivered[address] = nil
             }
-            delivered = fresh
             return updates
         }
         if !updates.isEmpty { onChange(updates) }

@@ -46,4 +46,35 @@ final class MapScaleTests: XCTestCase {
         XCTAssertEqual(registry.decodedNodeValues.load(ordering: .relaxed), Self.count + 2)
         XCTAssertEqual(registry.deliveredMappings().count, Self.count)
     }
+
+    func testAResyncOfTheMapDeliversExactlyWhatChanged() throws {
+        let registry = NetworkRegistry(store: InMemoryDatastore(), logger: LogCapture().logger)
+        let delivered = Box<[[MappingUpdate]]>([])
+        let listing = (0..<Self.count).map { node($0) }
+        registry.resync(listing, network: network) { updates in delivered.update { $0.append(updates) } }
+        XCTAssertEqual(delivered.get().map(\.count), [Self.count])
+
+        registry.resync(listing, network: network) { updates in delivered.update { $0.append(updates) } }
+        XCTAssertEqual(delivered.get().count, 1, "an unchanged listing delivers nothing")
+
+        // Node 10 moves, node 20 leaves, a new node joins.
+        var changed = listing
+        changed[10] = node(10, ipv4: "192.0.2.200", modRevision: 20_000)
+        changed.remove(at: 20)
+        changed.append(node(Self.count))
+        registry.resync(changed, network: network) { updates in delivered.update { $0.append(updates) } }
+        XCTAssertEqual(delivered.get().count, 2)
+        let diff = try XCTUnwrap(delivered.get().last).sorted { $0.address < $1.address }
+        XCTAssertEqual(diff.map(\.address), [IPv4Address(0x0A63_1001 + 10), IPv4Address(0x0A63_1001 + 20),
+                                             IPv4Address(0x0A63_1001 + UInt32(Self.count))])
+        XCTAssertEqual(diff[0].mapping?.ipv4, IPv4Address("192.0.2.200"))
+        XCTAssertNil(diff[1].mapping, "a vanished node is a deletion")
+        XCTAssertEqual(diff[2].createRevision, Int64(Self.count + 2))
+        XCTAssertEqual(registry.deliveredMappings().count, Self.count)
+
+        registry.resync(changed, network: network) { updates in delivered.update { $0.append(updates) } }
+        XCTAssertEqual(delivered.get().count, 2, "the changed listing again delivers nothing")
+        let moved = try XCTUnwrap(registry.deliveredMappings().first { $0.address == IPv4Address(0x0A63_1001 + 10) })
+        XCTAssertEqual(moved.mapping?.ipv4, IPv4Address("192.0.2.200"))
+    }
 }
