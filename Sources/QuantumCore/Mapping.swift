@@ -78,7 +78,12 @@ public struct Mapping: Equatable, Sendable, Codable {
 
     /// Equal fields; copies sharing a box are equal without comparing them.
     public static func == (lhs: Mapping, rhs: Mapping) -> Bool {
-        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
+        lhs.sharesFields(with: rhs) || lhs.box.fields == rhs.box.fields
+    }
+
+    /// Whether this mapping and `other` are copies of one value: the same box, stored once.
+    func sharesFields(with other: Mapping) -> Bool {
+        box === other.box
     }
 
     enum CodingKeys: String, CodingKey {

@@ -1,6 +1,6 @@
-import QuantumCore
 import XCTest
 
+@testable import QuantumCore
 @testable import QuantumDatastore
 
 /// The mapping sync with a map of 10,000 nodes: a full listing decodes each value once, and a
@@ -53,6 +53,7 @@ final class MapScaleTests: XCTestCase {
         let listing = (0..<Self.count).map { node($0) }
         registry.resync(listing, network: network) { updates in delivered.update { $0.append(updates) } }
         XCTAssertEqual(delivered.get().map(\.count), [Self.count])
+        let handedOn = try XCTUnwrap(delivered.get().first?.first { $0.address == IPv4Address(0x0A63_1001 + 5) }?.mapping)
 
         registry.resync(listing, network: network) { updates in delivered.update { $0.append(updates) } }
         XCTAssertEqual(delivered.get().count, 1, "an unchanged listing delivers nothing")
@@ -76,5 +77,9 @@ final class MapScaleTests: XCTestCase {
         XCTAssertEqual(delivered.get().count, 2, "the changed listing again delivers nothing")
         let moved = try XCTUnwrap(registry.deliveredMappings().first { $0.address == IPv4Address(0x0A63_1001 + 10) })
         XCTAssertEqual(moved.mapping?.ipv4, IPv4Address("192.0.2.200"))
+        // Node 5 never changed: the registry still holds the very mapping it handed on, which the
+        // engine stores too, not a copy parsed by a later listing.
+        let kept = try XCTUnwrap(registry.deliveredMappings().first { $0.address == IPv4Address(0x0A63_1001 + 5) }?.mapping)
+        XCTAssertTrue(kept.sharesFields(with: handedOn), "resyncs keep an unchanged mapping's storage")
     }
 }
